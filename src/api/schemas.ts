@@ -1,0 +1,136 @@
+/**
+ * TypeBox schemas shared by the routes. They are the single source of the request/response
+ * contract: fastify validates with them and tools/gen-openapi.ts writes openapi.yaml from them.
+ */
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+
+export const ErrorBody = Type.Object(
+  {
+    error: Type.Object({
+      code: Type.String({ description: 'Stable machine-readable code, e.g. empty_step, overloaded' }),
+      message: Type.String({ description: 'Human-readable explanation' }),
+    }),
+  },
+  { $id: 'ErrorBody', description: 'Every non-2xx answer has this body' },
+);
+
+export const TokenIds = Type.Array(Type.Integer({ minimum: -2147483648, maximum: 2147483647 }), {
+  description: 'Exact token ids; they bypass the tokenizer (no BOS is added)',
+});
+
+export const TokenAggregate = Type.Union(
+  ['sum', 'mean', 'min', 'max', 'last'].map((v) => Type.Literal(v)),
+  { description: 'How per-token log-ratios become one step score (default sum: the progress advantage)' },
+);
+
+export const TokenAggregateMode = Type.Union([Type.Literal('ratio'), Type.Literal('separate')], {
+  description:
+    '"ratio" (default) aggregates the per-token log-ratios; "separate" aggregates each model\'s log-probs first and subtracts (the paper\'s released code; equal for sum and mean)',
+});
+
+/** Options that can be given once for a whole request and overridden per item. */
+export const ScoreOptions = {
+  beta: Type.Optional(Type.Number({ description: 'KL coefficient β (> 0); default: the scorer\'s' })),
+  token_aggregate: Type.Optional(TokenAggregate),
+  token_aggregate_mode: Type.Optional(TokenAggregateMode),
+  return_tokens: Type.Optional(Type.Boolean({ description: 'Include per-token log-probs and log-ratios' })),
+  truncate: Type.Optional(
+    Type.Boolean({ description: 'Left-truncate context that does not fit (default true); false answers 422 instead' }),
+  ),
+};
+
+export const ScoreItem = Type.Object(
+  {
+    prompt: Type.Optional(Type.String({ description: 'Context text (encoded without special tokens, after BOS)' })),
+    prompt_ids: Type.Optional(TokenIds),
+    step: Type.Optional(Type.String({ description: 'The step (action) text to score' })),
+    step_ids: Type.Optional(TokenIds),
+    ...ScoreOptions,
+  },
+  { additionalProperties: false },
+);
+export type ScoreItem = Static<typeof ScoreItem>;
+
+export function scoreRequestSchema(maxItems: number): TSchema {
+  return Type.Object(
+    {
+      model: Type.Optional(Type.String({ description: 'Scorer name (GET /v1/models); default: "default"' })),
+      prompt: Type.Optional(Type.String()),
+      prompt_ids: Type.Optional(TokenIds),
+      step: Type.Optional(Type.String()),
+      step_ids: Type.Optional(TokenIds),
+      items: Type.Optional(Type.Array(ScoreItem, { minItems: 1, maxItems, description: 'Score many steps in one call' })),
+      timeout_ms: Type.Optional(Type.Integer({ minimum: 1, maximum: 3_600_000, description: 'Give up (504) after this long' })),
+      ...ScoreOptions,
+    },
+    { additionalProperties: false },
+  );
+}
+export type ScoreRequest = ScoreItem & { model?: string; items?: ScoreItem[]; timeout_ms?: number };
+
+export const TokenScore = Type.Object({
+  id: Type.Integer(),
+  text: Type.String(),
+  policy_logprob: Type.Number(),
+  reference_logprob: Type.Number(),
+  log_ratio: Type.Number(),
+});
+
+export const ScoreResult = Type.Object(
+  {
+    advantage: Type.Number({ description: 'β · log_ratio: the progress advantage of the step' }),
+    log_ratio: Type.Number({ description: 'Aggregated log π/π_ref of the step, unscaled' }),
+    beta: Type.Number(),
+    policy_logprob: Type.Number({ description: 'Σ log π over the step tokens' }),
+    reference_logprob: Type.Number({ description: 'Σ log π_ref over the step tokens' }),
+    num_tokens: Type.Integer({ description: 'Step tokens scored' }),
+    truncated: Type.Boolean({ description: 'Context tokens were dropped from the left to fit' }),
+    tokens: Type.Optional(Type.Array(TokenScore)),
+  },
+  {},
+);
+
+export const Usage = Type.Object({
+  prompt_tokens: Type.Integer({ description: 'Context tokens that went through the models' }),
+  scored_tokens: Type.Integer({ description: 'Step tokens scored' }),
+});
+
+export const ScoreResponse = Type.Union([
+  Type.Composite([Type.Object({ model: Type.String() }), ScoreResult, Type.Object({ usage: Usage })]),
+  Type.Object({ model: Type.String(), results: Type.Array(ScoreResult), usage: Usage }),
+]);
+
+export const ModelsResponse = Type.Object({
+  object: Type.Literal('list'),
+  data: Type.Array(
+    Type.Object({
+      id: Type.String(),
+      object: Type.Literal('scorer'),
+      beta: Type.Number(),
+      max_length: Type.Integer(),
+      vocab_size: Type.Integer(),
+      device: Type.String(),
+      policy: Type.Object({ file: Type.String(), sha256: Type.String(), provider: Type.String(), lm_head_gathered: Type.Boolean() }),
+      reference: Type.Object({ file: Type.String(), sha256: Type.String(), provider: Type.String(), lm_head_gathered: Type.Boolean() }),
+    }),
+  ),
+  limits: Type.Object({
+    max_items: Type.Integer(),
+    max_batch_tokens: Type.Integer(),
+    max_batch_rows: Type.Integer(),
+    max_queue: Type.Integer(),
+    body_limit: Type.Integer(),
+  }),
+});
+
+export const StatusResponse = Type.Object({ status: Type.String() });
+
+export const errorResponses = {
+  400: Type.Ref(ErrorBody),
+  404: Type.Ref(ErrorBody),
+  413: Type.Ref(ErrorBody),
+  422: Type.Ref(ErrorBody),
+  429: Type.Ref(ErrorBody),
+  503: Type.Ref(ErrorBody),
+  504: Type.Ref(ErrorBody),
+};

@@ -1,0 +1,91 @@
+/**
+ * POST /v1/score (and its alias POST /score): one step, or {items:[...]} many.
+ * Thin: compile (text/) → engine → scoring/ → JSON.
+ */
+import type { FastifyInstance } from 'fastify';
+import { unprocessable } from '../errors.js';
+import type { Scorer } from '../pool.js';
+import { stepAdvantage, type TokenAggregate } from '../scoring/index.js';
+import type { Sequence, TokenScores } from '../sequence.js';
+import { compileStep } from '../text/compile.js';
+import { errorResponses, ScoreResponse, scoreRequestSchema, type ScoreItem, type ScoreRequest } from './schemas.js';
+import { runScoring, type RouteContext } from './context.js';
+
+const OPTION_KEYS = ['beta', 'token_aggregate', 'token_aggregate_mode', 'return_tokens', 'truncate'] as const;
+
+/** An item inherits the request-level options it does not set itself. */
+function withDefaults(item: ScoreItem, request: ScoreRequest): ScoreItem {
+  const merged: ScoreItem = { ...item };
+  for (const key of OPTION_KEYS) if (merged[key] === undefined && request[key] !== undefined) (merged as any)[key] = request[key];
+  return merged;
+}
+
+export function resolveBeta(requested: number | undefined, scorer: Scorer): number {
+  if (requested === undefined) return scorer.beta;
+  if (!(requested > 0) || !Number.isFinite(requested)) {
+    throw unprocessable('invalid_beta', `beta must be a finite number > 0 (got ${requested})`);
+  }
+  return requested;
+}
+
+function scoreResult(item: ScoreItem, seq: Sequence, scores: TokenScores, scorer: Scorer) {
+  const beta = resolveBeta(item.beta, scorer);
+  const r = stepAdvantage(scores.policy, scores.reference, {
+    beta,
+    tokenAggregate: (item.token_aggregate ?? 'sum') as TokenAggregate,
+    mode: item.token_aggregate_mode ?? 'ratio',
+  });
+  const span = seq.spans[0];
+  const result: Record<string, unknown> = {
+    advantage: r.advantage,
+    log_ratio: r.logRatio,
+    beta,
+    policy_logprob: r.policyLogprob,
+    reference_logprob: r.referenceLogprob,
+    num_tokens: span.end - span.start,
+    truncated: (seq.truncatedTokens ?? 0) > 0,
+  };
+  if (item.return_tokens) {
+    result.tokens = Array.from(seq.ids.slice(span.start, span.end), (id, k) => ({
+      id,
+      text: scorer.tokenizer.tokenText(id),
+      policy_logprob: scores.policy[k],
+      reference_logprob: scores.reference[k],
+      log_ratio: scores.policy[k] - scores.reference[k],
+    }));
+  }
+  return result;
+}
+
+export function scoreRoutes(app: FastifyInstance, ctx: RouteContext): void {
+  const schema = {
+    summary: 'Progress advantage of one step, or of many steps',
+    description:
+      'advantage = β · Σ_k [log π(y_k | context) − log π_ref(y_k | context)] over the step tokens y_k (design §1). ' +
+      'Give `prompt`+`step` as text, or `prompt_ids`+`step_ids` as exact token ids, or `items` for many.',
+    body: scoreRequestSchema(ctx.config.max_items),
+    response: { 200: ScoreResponse, ...errorResponses },
+  };
+  const handler = async (request: any, reply: any) => {
+    const body = request.body as ScoreRequest;
+    const scorer = ctx.pool.get(body.model);
+    const items = body.items ? body.items.map((it) => withDefaults(it, body)) : [body as ScoreItem];
+    for (const item of items) resolveBeta(item.beta, scorer); // reject a bad β before any work
+    const limits = (item: ScoreItem) => ({
+      maxLength: scorer.maxLength,
+      vocabSize: scorer.vocabSize,
+      truncate: item.truncate ?? true,
+    });
+    const { sequences, scores } = await runScoring(request, reply, ctx, scorer, () =>
+      items.map((item) => compileStep(item, scorer.tokenizer, limits(item))),
+    );
+    const results = items.map((item, i) => scoreResult(item, sequences[i], scores[i], scorer));
+    const usage = {
+      prompt_tokens: sequences.reduce((n, s) => n + s.ids.length - (s.spans[0].end - s.spans[0].start), 0),
+      scored_tokens: sequences.reduce((n, s) => n + s.spans[0].end - s.spans[0].start, 0),
+    };
+    return body.items ? { model: scorer.name, results, usage } : { model: scorer.name, ...results[0], usage };
+  };
+  app.post('/v1/score', { schema: { ...schema, tags: ['score'] } }, handler);
+  app.post('/score', { schema: { ...schema, tags: ['score'], summary: 'Alias of POST /v1/score' } }, handler);
+}

@@ -1,0 +1,95 @@
+/**
+ * buildApp(config, pool): the fastify instance with its plugins and routes, never listening.
+ * Tests drive it with app.inject(); cli.ts calls listen().
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { errorHandling } from './api/errors.js';
+import { healthRoutes } from './api/health.js';
+import { modelRoutes } from './api/models.js';
+import { ErrorBody } from './api/schemas.js';
+import { scoreRoutes } from './api/score.js';
+import type { RouteContext } from './api/context.js';
+import { PACKAGE_ROOT, type Config } from './config.js';
+import { ServiceError } from './errors.js';
+import { Metrics } from './metrics.js';
+import type { ScorerPool } from './pool.js';
+
+export interface AppOptions {
+  metrics?: Metrics;
+  logger?: FastifyServerOptions['logger'] | false;
+}
+
+export interface App extends FastifyInstance {
+  /** Set by the shutdown path: /ready answers 503 and new scoring requests are refused. */
+  drainState: { draining: boolean };
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export function buildApp(config: Config, pool: ScorerPool, options: AppOptions = {}): App {
+  const metrics = options.metrics ?? new Metrics();
+  const app = Fastify({
+    logger: options.logger ?? false,
+    bodyLimit: config.body_limit,
+    disableRequestLogging: true,
+    // An honest contract: no type coercion, no silently dropped fields.
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false } },
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : crypto.randomUUID();
+    },
+  }) as unknown as App;
+  app.drainState = { draining: false };
+  const ctx: RouteContext = { config, pool, metrics };
+
+  app.addSchema(ErrorBody);
+  errorHandling(app, metrics);
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-total-time', (reply.elapsedTime).toFixed(3));
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    metrics.requests.inc({ route, status: String(reply.statusCode) });
+    metrics.requestDuration.observe({ route }, reply.elapsedTime / 1000);
+    request.log.info(
+      {
+        reqId: request.id,
+        route,
+        method: request.method,
+        status: reply.statusCode,
+        total_ms: Number(reply.elapsedTime.toFixed(3)),
+        queue_ms: Number(reply.getHeader('x-queue-time') ?? 0) || undefined,
+        inference_ms: Number(reply.getHeader('x-inference-time') ?? 0) || undefined,
+      },
+      'request',
+    );
+  });
+
+  healthRoutes(app, ctx, app.drainState);
+  app.register(async (scoped) => {
+    scoped.addHook('onRequest', async () => {
+      if (app.drainState.draining) {
+        throw new ServiceError(503, 'shutting_down', 'the server is shutting down', { connection: 'close' });
+      }
+    });
+    scoreRoutes(scoped, ctx);
+    modelRoutes(scoped, ctx);
+  });
+
+  app.get('/metrics', async (_request, reply) => {
+    reply.type(metrics.registry.contentType);
+    return metrics.registry.metrics();
+  });
+  app.get('/openapi.yaml', async (_request, reply) => {
+    reply.type('application/yaml');
+    return fs.readFileSync(path.join(PACKAGE_ROOT, 'openapi.yaml'), 'utf8');
+  });
+  return app;
+}

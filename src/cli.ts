@@ -1,0 +1,177 @@
+#!/usr/bin/env node
+/**
+ * Entry point: `pa-server serve` (HTTP) and `pa-server config check FILE`.
+ * Every serve flag is also an environment variable PA_<NAME> (e.g. PA_MAX_BATCH_TOKENS).
+ */
+import fs from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Command, Option } from 'commander';
+import pino from 'pino';
+import { buildApp } from './app.js';
+import { ConfigError, defaultConfig, readConfigFile, redactConfig, validateConfig, type Config } from './config.js';
+import { Metrics } from './metrics.js';
+import { ScorerPool } from './pool.js';
+
+const int = (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n)) throw new Error(`not an integer: ${v}`);
+  return n;
+};
+const num = (v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new Error(`not a number: ${v}`);
+  return n;
+};
+
+/** Flag name → config key; each flag also reads PA_<FLAG_IN_CAPS>. */
+const SERVE_FLAGS: [flag: string, key: keyof Config | null, description: string, parse?: (v: string) => unknown][] = [
+  ['--policy <dir>', null, 'policy model directory (default: the embedded gridworld policy)'],
+  ['--reference <dir>', null, 'reference model directory (default: the embedded gridworld reference)'],
+  ['--tokenizer <dir>', null, 'tokenizer directory (default: the policy directory)'],
+  ['--beta <number>', null, 'KL coefficient β (default: the policy config.json kl_beta, else 1)', num],
+  ['--name <name>', null, 'scorer name (default: default)'],
+  ['--device <device>', 'device', 'cpu, cuda, cuda:N or auto (auto falls back to cpu)'],
+  ['--threads <n>', 'threads', 'intra-op threads per session (default: half the cores)', int],
+  ['--host <host>', 'host', 'address to listen on (default 127.0.0.1)'],
+  ['--port <port>', 'port', 'port to listen on (default 8080)', int],
+  ['--max-batch-tokens <n>', 'max_batch_tokens', 'rows × padded length per forward batch (default 16384)', int],
+  ['--max-batch-rows <n>', 'max_batch_rows', 'rows per forward batch (default 64)', int],
+  ['--max-queue <n>', 'max_queue', 'queued rows before 429 (default 1024)', int],
+  ['--max-wait-ms <ms>', 'max_wait_ms', 'wait this long for a fuller batch (default 0: no timer)', num],
+  ['--max-items <n>', 'max_items', 'items per request (default 256)', int],
+  ['--body-limit <bytes>', 'body_limit', 'request body limit in bytes (default 8 MiB)', int],
+  ['--log-level <level>', 'log_level', 'fatal, error, warn, info, debug, trace or silent (default info)'],
+  ['--config <file>', null, 'YAML or JSON config file with several named scorers'],
+];
+
+function envName(flag: string): string {
+  return 'PA_' + flag.replace(/^--/, '').split(' ')[0].replace(/-/g, '_').toUpperCase();
+}
+
+function optionKey(flag: string): string {
+  return flag
+    .replace(/^--/, '')
+    .split(' ')[0]
+    .replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+}
+
+/** defaults < config file < environment < flags. */
+export function configFromOptions(opts: Record<string, unknown>, given: (key: string) => boolean): Config {
+  const config: Record<string, unknown> = { ...defaultConfig() };
+  if (typeof opts.config === 'string') Object.assign(config, readConfigFile(opts.config));
+  for (const [flag, key] of SERVE_FLAGS) {
+    const k = optionKey(flag);
+    if (key && given(k)) config[key] = opts[k];
+  }
+  if (given('policy') || given('reference')) {
+    if (!given('policy') || !given('reference')) throw new ConfigError('--policy and --reference go together');
+    config.scorers = [
+      {
+        name: (opts.name as string) ?? 'default',
+        policy: opts.policy,
+        reference: opts.reference,
+        ...(opts.tokenizer ? { tokenizer: opts.tokenizer } : {}),
+        ...(opts.beta !== undefined ? { beta: opts.beta } : {}),
+      },
+    ];
+  } else if (given('beta') || given('name') || given('tokenizer')) {
+    const scorers = config.scorers as Record<string, unknown>[];
+    if (scorers.length !== 1) throw new ConfigError('--beta/--name/--tokenizer apply to a single scorer; set them per scorer in the config file');
+    scorers[0] = {
+      ...scorers[0],
+      ...(given('name') ? { name: opts.name } : {}),
+      ...(given('tokenizer') ? { tokenizer: opts.tokenizer } : {}),
+      ...(given('beta') ? { beta: opts.beta } : {}),
+    };
+  }
+  return validateConfig(config);
+}
+
+async function serve(config: Config): Promise<void> {
+  const logger = pino({ level: config.log_level, redact: ['req.headers.authorization', 'api_key'] });
+  logger.info({ config: redactConfig(config) }, 'effective configuration');
+  const metrics = new Metrics();
+  const pool = new ScorerPool(config, (name) => metrics.engineObserver(name));
+  const app = buildApp(config, pool, { metrics, logger });
+  await app.listen({ host: config.host, port: config.port });
+  try {
+    await pool.load();
+  } catch (err) {
+    process.stderr.write(`pa-server: cannot start: ${(err as Error).message}\n`);
+    await app.close();
+    process.exit(1);
+  }
+  for (const s of pool.list()) {
+    for (const [role, info] of [['policy', s.engine.policyInfo], ['reference', s.engine.referenceInfo]] as const) {
+      metrics.modelInfo.set({ scorer: s.name, role, file: info.file, sha256: info.sha256, device: info.provider }, 1);
+      const worker = role === 'policy' ? s.engine.policy : s.engine.reference;
+      worker.on('down', (code) => {
+        metrics.workerRestarts.inc({ scorer: s.name, role });
+        logger.error({ scorer: s.name, role, code }, 'engine worker died; restarting');
+      });
+    }
+  }
+  logger.info({ scorers: pool.list().map((s) => s.name), address: app.server.address() }, 'ready');
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'draining');
+    app.drainState.draining = true;
+    await app.close(); // stops accepting, waits for in-flight requests
+    await pool.whenIdle();
+    await pool.close();
+    logger.info('stopped');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+export function buildCli(): Command {
+  const program = new Command('pa-server').description('Progress-advantage scoring service').showHelpAfterError();
+  const serveCmd = program.command('serve').description('serve the HTTP API');
+  for (const [flag, , description, parse] of SERVE_FLAGS) {
+    const option = new Option(flag, description).env(envName(flag));
+    if (parse) option.argParser(parse as (v: string) => unknown);
+    serveCmd.addOption(option);
+  }
+  serveCmd.action(async (opts: Record<string, unknown>, cmd: Command) => {
+    const given = (key: string) => {
+      const source = cmd.getOptionValueSource(key);
+      return source === 'cli' || source === 'env';
+    };
+    let config: Config;
+    try {
+      config = configFromOptions(opts, given);
+    } catch (err) {
+      process.stderr.write(`pa-server: ${(err as Error).message}\n`);
+      process.exit(1);
+    }
+    await serve(config);
+  });
+  const configCmd = program.command('config').description('configuration tools');
+  configCmd
+    .command('check <file>')
+    .description('validate a config file without starting')
+    .action((file: string) => {
+      try {
+        const config = configFromOptions({ config: file }, () => false);
+        process.stdout.write(`${file}: ok (${config.scorers.length} scorer(s): ${config.scorers.map((s) => s.name).join(', ')})\n`);
+      } catch (err) {
+        process.stderr.write(`pa-server: ${(err as Error).message}\n`);
+        process.exit(1);
+      }
+    });
+  return program;
+}
+
+const invokedDirectly = (() => {
+  try {
+    return fs.realpathSync(process.argv[1] ?? '') === fileURLToPath(import.meta.url);
+  } catch {
+    return false;
+  }
+})();
+if (invokedDirectly) await buildCli().parseAsync(process.argv);

@@ -1,0 +1,133 @@
+/**
+ * Flags + environment + config file → one validated Config.
+ * Precedence: command-line flag > PA_* environment variable > config file > default.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Type, type Static } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+import YAML from 'yaml';
+
+/** The package root (works from src/ under tsx and from dist/src/ when compiled). */
+export const PACKAGE_ROOT = (() => {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!fs.existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  return dir;
+})();
+
+export const DEFAULT_POLICY_DIR = path.join(PACKAGE_ROOT, 'models', 'gridworld-policy');
+export const DEFAULT_REFERENCE_DIR = path.join(PACKAGE_ROOT, 'models', 'gridworld-reference');
+
+const Device = Type.String({ pattern: '^(cpu|auto|cuda(:[0-9]+)?)$' });
+
+export const ScorerConfigSchema = Type.Object(
+  {
+    name: Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$' }),
+    policy: Type.String({ minLength: 1 }),
+    reference: Type.String({ minLength: 1 }),
+    tokenizer: Type.Optional(Type.String({ minLength: 1 })),
+    beta: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+    device: Type.Optional(Device),
+    max_length: Type.Optional(Type.Integer({ minimum: 2 })),
+  },
+  { additionalProperties: false },
+);
+export type ScorerConfig = Static<typeof ScorerConfigSchema>;
+
+export const ConfigSchema = Type.Object(
+  {
+    host: Type.String(),
+    port: Type.Integer({ minimum: 0, maximum: 65535 }),
+    device: Device,
+    threads: Type.Integer({ minimum: 1, maximum: 256 }),
+    max_batch_tokens: Type.Integer({ minimum: 16 }),
+    max_batch_rows: Type.Integer({ minimum: 1 }),
+    max_queue: Type.Integer({ minimum: 1 }),
+    max_wait_ms: Type.Number({ minimum: 0 }),
+    max_inflight_batches: Type.Integer({ minimum: 1, maximum: 8 }),
+    max_items: Type.Integer({ minimum: 1 }),
+    body_limit: Type.Integer({ minimum: 1024 }),
+    log_level: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l))),
+    api_key: Type.Optional(Type.String({ minLength: 1 })),
+    scorers: Type.Array(ScorerConfigSchema, { minItems: 1 }),
+  },
+  { additionalProperties: false },
+);
+export type Config = Static<typeof ConfigSchema>;
+
+/** Per-session intra-op threads: policy and reference run side by side, so each gets half. */
+export function defaultThreads(): number {
+  return Math.max(1, Math.floor(os.availableParallelism() / 2));
+}
+
+export function defaultConfig(): Config {
+  return {
+    host: '127.0.0.1',
+    port: 8080,
+    device: 'cpu',
+    threads: defaultThreads(),
+    max_batch_tokens: 16384,
+    max_batch_rows: 64,
+    max_queue: 1024,
+    max_wait_ms: 0,
+    max_inflight_batches: 2,
+    max_items: 256,
+    body_limit: 8 * 1024 * 1024,
+    log_level: 'info',
+    scorers: [{ name: 'default', policy: DEFAULT_POLICY_DIR, reference: DEFAULT_REFERENCE_DIR }],
+  };
+}
+
+export class ConfigError extends Error {}
+
+/** Reads a YAML or JSON config file; relative model paths resolve against the file's folder. */
+export function readConfigFile(file: string): Partial<Config> {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`${file}: cannot read config file (${(err as Error).message})`);
+  }
+  let data: any;
+  try {
+    data = /\.json$/i.test(file) ? JSON.parse(text) : YAML.parse(text);
+  } catch (err) {
+    throw new ConfigError(`${file}: not valid ${/\.json$/i.test(file) ? 'JSON' : 'YAML'} (${(err as Error).message})`);
+  }
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) {
+    throw new ConfigError(`${file}: the config must be a mapping`);
+  }
+  const base = path.dirname(path.resolve(file));
+  if (Array.isArray(data.scorers)) {
+    data.scorers = data.scorers.map((s: any) => {
+      if (typeof s !== 'object' || s === null) return s;
+      const out = { ...s };
+      for (const key of ['policy', 'reference', 'tokenizer']) {
+        if (typeof out[key] === 'string') out[key] = path.resolve(base, out[key]);
+      }
+      return out;
+    });
+  }
+  return data;
+}
+
+/** Validates a complete config; the message lists every problem with its path. */
+export function validateConfig(candidate: unknown): Config {
+  if (!Value.Check(ConfigSchema, candidate)) {
+    const problems = [...Value.Errors(ConfigSchema, candidate)].slice(0, 10).map((e) => `${e.path || '/'}: ${e.message}`);
+    throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
+  }
+  const names = new Set<string>();
+  for (const s of candidate.scorers) {
+    if (names.has(s.name)) throw new ConfigError(`invalid configuration: scorer name "${s.name}" appears twice`);
+    names.add(s.name);
+  }
+  return candidate;
+}
+
+/** The config with secrets replaced, for the start-up log line. */
+export function redactConfig(config: Config): Record<string, unknown> {
+  return { ...config, api_key: config.api_key ? '[redacted]' : undefined };
+}

@@ -1,0 +1,265 @@
+/**
+ * TEI-style continuous batching (design §3). Knows rows of token ids and nothing of HTTP.
+ *
+ * - FIFO; a batch grows while rows × padded_len ≤ maxBatchTokens and rows ≤ maxBatchRows, and
+ *   stops at the first row that does not fit (no reordering, so nothing starves).
+ * - No timer by default: a batch is dispatched as soon as an engine slot is free, and whatever
+ *   queued meanwhile forms the next one. `maxInflight` (default 2) lets the next batch wait in
+ *   the workers' inbox so they never idle between batches.
+ * - Bounded queue: admission is all-or-nothing per request; a full queue is a 429 with
+ *   Retry-After, never an unbounded wait.
+ * - Rows whose caller gave up (AbortSignal) or whose deadline passed are dropped before they
+ *   take a slot in a batch.
+ */
+import { ServiceError } from '../errors.js';
+import { bucketLength, packBatch, type BatchRow, type EngineBatch } from './batch.js';
+
+export interface BatcherOptions {
+  maxBatchTokens: number;
+  maxBatchRows: number;
+  maxQueue: number;
+  maxWaitMs: number;
+  maxInflight: number;
+}
+
+export interface SubmitOptions {
+  signal?: AbortSignal;
+  /** Epoch milliseconds after which the rows are not worth running. */
+  deadline?: number;
+  /** Filled in as the rows run: the longest queue wait and forward time among them. */
+  timing?: RequestTiming;
+}
+
+export interface RequestTiming {
+  queueSeconds: number;
+  inferenceSeconds: number;
+}
+
+/**
+ * Named float arrays with one value per scored position of the whole batch; the batcher hands
+ * each row its slice, in the order of its positions.
+ */
+export type BatchOutputs = Record<string, Float32Array>;
+export type RowOutputs = BatchOutputs;
+
+export interface BatchReport {
+  rows: number;
+  paddedTokens: number;
+  realTokens: number;
+  scoredTokens: number;
+  /** Seconds each row waited in the queue. */
+  queueWaits: number[];
+}
+
+export interface BatcherObserver {
+  queueSize?(size: number): void;
+  batchStarted?(report: BatchReport): void;
+  dropped?(reason: 'client_gone' | 'deadline_exceeded', rows: number): void;
+}
+
+interface Entry {
+  row: BatchRow;
+  enqueuedAt: number;
+  ticket: Ticket;
+}
+
+/** One submit(): its rows resolve together. */
+interface Ticket {
+  results: RowOutputs[];
+  remaining: number;
+  settled: boolean;
+  signal?: AbortSignal;
+  deadline?: number;
+  timing?: RequestTiming;
+  resolve: (r: RowOutputs[]) => void;
+  reject: (e: Error) => void;
+  indexOf: Map<Entry, number>;
+}
+
+export type RunBatch = (batch: EngineBatch) => Promise<BatchOutputs>;
+
+export class Batcher {
+  private readonly queue: Entry[] = [];
+  private inflight = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private idleWaiters: (() => void)[] = [];
+  /** Exponential average of batch seconds, for Retry-After. */
+  private avgBatchSeconds = 0.05;
+
+  constructor(
+    private readonly options: BatcherOptions,
+    private readonly runBatch: RunBatch,
+    private readonly observer: BatcherObserver = {},
+  ) {}
+
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  get busy(): boolean {
+    return this.inflight > 0 || this.queue.length > 0;
+  }
+
+  submit(rows: readonly BatchRow[], options: SubmitOptions = {}): Promise<RowOutputs[]> {
+    if (rows.length === 0) return Promise.resolve([]);
+    if (this.queue.length + rows.length > this.options.maxQueue) {
+      const batchesAhead = Math.ceil((this.queue.length + rows.length) / this.options.maxBatchRows);
+      const retryAfter = Math.max(1, Math.ceil(batchesAhead * this.avgBatchSeconds));
+      return Promise.reject(
+        new ServiceError(429, 'overloaded', `queue full (${this.queue.length}/${this.options.maxQueue} rows); retry later`, {
+          'retry-after': String(retryAfter),
+        }),
+      );
+    }
+    return new Promise((resolve, reject) => {
+      const ticket: Ticket = {
+        results: new Array(rows.length),
+        remaining: rows.length,
+        settled: false,
+        signal: options.signal,
+        deadline: options.deadline,
+        timing: options.timing,
+        resolve,
+        reject,
+        indexOf: new Map(),
+      };
+      const now = performance.now();
+      rows.forEach((row, i) => {
+        const entry = { row, enqueuedAt: now, ticket };
+        ticket.indexOf.set(entry, i);
+        this.queue.push(entry);
+      });
+      this.observer.queueSize?.(this.queue.length);
+      this.pump();
+    });
+  }
+
+  /** Resolves when nothing is queued or running (graceful drain). */
+  whenIdle(): Promise<void> {
+    if (!this.busy) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private fail(ticket: Ticket, err: Error): void {
+    if (ticket.settled) return;
+    ticket.settled = true;
+    ticket.reject(err);
+  }
+
+  /** Drops rows that should not run: their request already failed, went away or expired. */
+  private dropDead(): void {
+    const now = Date.now();
+    let dropped = 0;
+    for (let i = 0; i < this.queue.length; ) {
+      const t = this.queue[i].ticket;
+      if (!t.settled && t.signal?.aborted) {
+        this.observer.dropped?.('client_gone', 1);
+        this.fail(t, new ServiceError(499, 'client_closed_request', 'the client went away before the request ran'));
+      } else if (!t.settled && t.deadline !== undefined && now > t.deadline) {
+        this.observer.dropped?.('deadline_exceeded', 1);
+        this.fail(t, new ServiceError(504, 'deadline_exceeded', 'the request deadline passed while it was queued'));
+      }
+      if (t.settled) {
+        this.queue.splice(i, 1);
+        dropped++;
+      } else i++;
+    }
+    if (dropped) this.observer.queueSize?.(this.queue.length);
+  }
+
+  private takeBatch(): Entry[] {
+    const taken: Entry[] = [];
+    let longest = 0;
+    while (this.queue.length > 0 && taken.length < this.options.maxBatchRows) {
+      const next = this.queue[0];
+      const len = Math.max(longest, next.row.ids.length);
+      if (taken.length > 0 && (taken.length + 1) * bucketLength(len) > this.options.maxBatchTokens) break;
+      taken.push(this.queue.shift()!);
+      longest = len;
+    }
+    return taken;
+  }
+
+  private pump(): void {
+    this.dropDead();
+    while (this.inflight < this.options.maxInflight && this.queue.length > 0) {
+      if (this.options.maxWaitMs > 0 && this.shouldWait()) return;
+      const entries = this.takeBatch();
+      this.observer.queueSize?.(this.queue.length);
+      void this.dispatch(entries);
+    }
+    this.notifyIdle();
+  }
+
+  /** With max_wait_ms, a batch that is not yet full waits for company, but never longer than that. */
+  private shouldWait(): boolean {
+    const oldest = this.queue[0];
+    const waited = performance.now() - oldest.enqueuedAt;
+    const full = this.queue.length >= this.options.maxBatchRows;
+    if (full || waited >= this.options.maxWaitMs) return false;
+    if (!this.timer) {
+      this.timer = setTimeout(() => {
+        this.timer = null;
+        this.pump();
+      }, this.options.maxWaitMs - waited);
+    }
+    return true;
+  }
+
+  private async dispatch(entries: Entry[]): Promise<void> {
+    this.inflight++;
+    const started = performance.now();
+    try {
+      const batch = packBatch(entries.map((e) => e.row));
+      this.observer.batchStarted?.({
+        rows: batch.rows,
+        paddedTokens: batch.rows * batch.seqLen,
+        realTokens: entries.reduce((n, e) => n + e.row.ids.length, 0),
+        scoredTokens: batch.gatherIndex.length,
+        queueWaits: entries.map((e) => (started - e.enqueuedAt) / 1000),
+      });
+      for (const e of entries) {
+        const timing = e.ticket.timing;
+        if (timing) timing.queueSeconds = Math.max(timing.queueSeconds, (started - e.enqueuedAt) / 1000);
+      }
+      let outputs: BatchOutputs;
+      try {
+        outputs = await this.runBatch(batch);
+      } catch (err) {
+        for (const e of entries) this.fail(e.ticket, err as Error);
+        return;
+      }
+      const inferenceSeconds = (performance.now() - started) / 1000;
+      for (const e of entries) {
+        const timing = e.ticket.timing;
+        if (timing) timing.inferenceSeconds = Math.max(timing.inferenceSeconds, inferenceSeconds);
+      }
+      let offset = 0;
+      for (const e of entries) {
+        const n = e.row.positions.length;
+        const rowOutputs: RowOutputs = {};
+        for (const [name, values] of Object.entries(outputs)) rowOutputs[name] = values.subarray(offset, offset + n);
+        offset += n;
+        const t = e.ticket;
+        if (t.settled) continue;
+        t.results[t.indexOf.get(e)!] = rowOutputs;
+        if (--t.remaining === 0) {
+          t.settled = true;
+          t.resolve(t.results);
+        }
+      }
+    } finally {
+      const seconds = (performance.now() - started) / 1000;
+      this.avgBatchSeconds = 0.8 * this.avgBatchSeconds + 0.2 * seconds;
+      this.inflight--;
+      this.pump();
+    }
+  }
+
+  private notifyIdle(): void {
+    if (this.busy) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
+  }
+}

@@ -1,0 +1,129 @@
+/**
+ * Main-thread handle of one engine worker: sends batches, matches replies, and restarts the
+ * thread when it dies so pending requests fail fast (503 engine_restarting) instead of hanging.
+ */
+import { EventEmitter } from 'node:events';
+import fs from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { ServiceError } from '../errors.js';
+import type { EngineBatch, HeadOutputs } from './batch.js';
+import type { SessionInfo, SessionSpec } from './session.js';
+import type { WorkerRequest, WorkerResponse } from './worker-protocol.js';
+
+/** The compiled worker (dist/) when present, else the TypeScript source run through tsx (tests, dev). */
+function workerEntry(): { url: URL; execArgv: string[] } {
+  const js = new URL('./worker.js', import.meta.url);
+  if (fs.existsSync(fileURLToPath(js))) return { url: js, execArgv: [] };
+  const tsxLoader = new URL('../../node_modules/tsx/dist/loader.mjs', import.meta.url);
+  return { url: new URL('./worker.ts', import.meta.url), execArgv: ['--import', tsxLoader.href] };
+}
+
+interface Pending {
+  resolve: (o: HeadOutputs) => void;
+  reject: (e: Error) => void;
+}
+
+export class EngineWorker extends EventEmitter {
+  private worker: Worker | null = null;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private closing = false;
+  private restarts = 0;
+  info: SessionInfo | null = null;
+  ready = false;
+
+  constructor(
+    readonly role: string,
+    private readonly spec: SessionSpec,
+  ) {
+    super();
+  }
+
+  /** Starts the thread; resolves once the session is loaded and warmed, rejects on a load error. */
+  start(): Promise<SessionInfo> {
+    const entry = workerEntry();
+    const worker = new Worker(entry.url, { workerData: this.spec, execArgv: entry.execArgv });
+    this.worker = worker;
+    return new Promise((resolve, reject) => {
+      let started = false;
+      worker.on('message', (msg: WorkerResponse) => {
+        if (msg.type === 'ready') {
+          started = true;
+          this.info = msg.info;
+          this.ready = true;
+          this.emit('ready', msg.info);
+          resolve(msg.info);
+        } else if (msg.type === 'fatal') {
+          started = true;
+          this.closing = true;
+          void worker.terminate();
+          reject(new Error(msg.message));
+        } else if (msg.type === 'result' || msg.type === 'error') {
+          const p = this.pending.get(msg.id);
+          if (!p) return;
+          this.pending.delete(msg.id);
+          if (msg.type === 'result') p.resolve(msg.outputs);
+          else p.reject(new ServiceError(500, 'inference_failed', `${this.role} forward pass failed: ${msg.message}`));
+        }
+      });
+      worker.on('error', (err) => {
+        if (!started) {
+          started = true;
+          reject(err);
+        }
+      });
+      worker.on('exit', (code) => {
+        if (this.worker !== worker) return;
+        this.ready = false;
+        this.worker = null;
+        this.failPending(new ServiceError(503, 'engine_restarting', `the ${this.role} engine worker stopped; retry shortly`, { 'retry-after': '1' }));
+        if (!started) {
+          started = true;
+          reject(new Error(`${this.role} worker exited with code ${code} before loading`));
+          return;
+        }
+        if (!this.closing) {
+          this.restarts++;
+          this.emit('down', code);
+          this.start().catch((err) => this.emit('restart_failed', err));
+        }
+      });
+    });
+  }
+
+  get restartCount(): number {
+    return this.restarts;
+  }
+
+  run(batch: EngineBatch): Promise<HeadOutputs> {
+    const worker = this.worker;
+    if (!worker || !this.ready) {
+      return Promise.reject(new ServiceError(503, 'engine_restarting', `the ${this.role} engine worker is restarting; retry shortly`, { 'retry-after': '1' }));
+    }
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      worker.postMessage({ type: 'run', id, batch } satisfies WorkerRequest);
+    });
+  }
+
+  /** For tests of crash recovery: kills the thread as a fault would. */
+  async kill(): Promise<void> {
+    await this.worker?.terminate();
+  }
+
+  private failPending(err: Error): void {
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    const worker = this.worker;
+    this.worker = null;
+    this.ready = false;
+    this.failPending(new ServiceError(503, 'shutting_down', 'the engine is shutting down'));
+    if (worker) await worker.terminate();
+  }
+}

@@ -1,0 +1,130 @@
+/**
+ * A scorer is a policy/reference pair behind one batching queue. Policy and reference run in
+ * separate workers so both forward passes of a batch run at the same time (design §3). It turns
+ * Sequences into batch rows and batch outputs back into per-token scores; nothing here knows
+ * HTTP or JSON.
+ */
+import { ServiceError } from '../errors.js';
+import type { Sequence, TokenScores } from '../sequence.js';
+import type { BatchRow, EngineBatch, HeadOutputs } from './batch.js';
+import { Batcher, type BatchOutputs, type BatcherObserver, type BatcherOptions, type SubmitOptions } from './batcher.js';
+import { EngineWorker } from './engine-worker.js';
+import type { SessionInfo } from './session.js';
+
+export interface EngineObserver extends BatcherObserver {
+  inference?(scorer: string, role: 'policy' | 'reference', seconds: number): void;
+}
+
+export interface ScorerEngineSpec {
+  name: string;
+  policyOnnx: string;
+  referenceOnnx: string;
+  device: string;
+  /** Intra-op threads of each session. */
+  threads: number;
+  batching: BatcherOptions;
+}
+
+/** Which positions a Sequence scores: token k of a span is read at position k − 1. */
+export function sequenceRow(seq: Sequence): BatchRow {
+  const positions: number[] = [];
+  for (const span of seq.spans) for (let k = span.start; k < span.end; k++) positions.push(k - 1);
+  return { ids: seq.ids, positions };
+}
+
+
+function assertFinite(outputs: HeadOutputs, role: string): void {
+  for (const [name, values] of Object.entries(outputs)) {
+    if (!values) continue;
+    for (let i = 0; i < values.length; i++) {
+      if (!Number.isFinite(values[i])) {
+        throw new ServiceError(500, 'model_output_invalid', `the ${role} model produced a non-finite ${name} (${values[i]})`);
+      }
+    }
+  }
+}
+
+export class ScorerEngine {
+  readonly batcher: Batcher;
+
+  private constructor(
+    readonly spec: ScorerEngineSpec,
+    readonly policy: EngineWorker,
+    readonly reference: EngineWorker,
+    private readonly observer: EngineObserver,
+  ) {
+    this.batcher = new Batcher(spec.batching, (batch) => this.forward(batch), observer);
+  }
+
+  static async start(spec: ScorerEngineSpec, observer: EngineObserver = {}): Promise<ScorerEngine> {
+    const session = { device: spec.device, intraOpThreads: spec.threads };
+    const policy = new EngineWorker('policy', { ...session, onnxFile: spec.policyOnnx, stats: true });
+    const reference = new EngineWorker('reference', { ...session, onnxFile: spec.referenceOnnx, stats: false });
+    const results = await Promise.allSettled([policy.start(), reference.start()]);
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) {
+      await Promise.all([policy.close(), reference.close()]);
+      throw failed.reason;
+    }
+    const engine = new ScorerEngine(spec, policy, reference, observer);
+    const [p, r] = [policy.info!, reference.info!];
+    if (p.vocabSize !== r.vocabSize) {
+      await engine.close();
+      throw new Error(
+        `scorer "${spec.name}": policy ${p.file} has vocabulary ${p.vocabSize} but reference ${r.file} has ${r.vocabSize}; a pair must share its tokenizer`,
+      );
+    }
+    return engine;
+  }
+
+  get policyInfo(): SessionInfo {
+    return this.policy.info!;
+  }
+
+  get referenceInfo(): SessionInfo {
+    return this.reference.info!;
+  }
+
+  get vocabSize(): number {
+    return this.policy.info!.vocabSize;
+  }
+
+  get ready(): boolean {
+    return this.policy.ready && this.reference.ready;
+  }
+
+  private async forward(batch: EngineBatch): Promise<BatchOutputs> {
+    const timed = async (worker: EngineWorker, role: 'policy' | 'reference') => {
+      const t0 = performance.now();
+      const out = await worker.run(batch);
+      this.observer.inference?.(this.spec.name, role, (performance.now() - t0) / 1000);
+      assertFinite(out, role);
+      return out;
+    };
+    const [p, r] = await Promise.all([timed(this.policy, 'policy'), timed(this.reference, 'reference')]);
+    return {
+      policy: p.logprob,
+      reference: r.logprob,
+      entropy: p.entropy!,
+      meanLogprob: p.meanLogprob!,
+      topkMean: p.topkMean!,
+    };
+  }
+
+  /** Scores every span token of every Sequence; resolves in input order. */
+  async score(sequences: readonly Sequence[], options: SubmitOptions = {}): Promise<TokenScores[]> {
+    const rows = sequences.map(sequenceRow);
+    const outputs = await this.batcher.submit(rows, options);
+    return outputs.map((o) => ({
+      policy: Float64Array.from(o.policy),
+      reference: Float64Array.from(o.reference),
+      entropy: Float64Array.from(o.entropy),
+      meanLogprob: Float64Array.from(o.meanLogprob),
+      topkMeanLogprob: Float64Array.from(o.topkMean),
+    }));
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.policy.close(), this.reference.close()]);
+  }
+}

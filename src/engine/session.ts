@@ -1,0 +1,198 @@
+/**
+ * One ONNX causal LM with the scoring head, fed from its own metadata (design §3). Runs inside
+ * an engine worker: `session.run()` blocks the calling thread.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import ort from 'onnxruntime-node';
+import type { EngineBatch, HeadOutputs } from './batch.js';
+import {
+  HEAD_INPUTS,
+  HEAD_OUTPUTS,
+  addScoringHead,
+  decodeModel,
+  encodeModel,
+  externalDataFiles,
+  type HeadInfo,
+} from './scoring-head.js';
+
+export interface SessionSpec {
+  onnxFile: string;
+  /** Emit the policy's distribution stats as well as the target log-probs. */
+  stats: boolean;
+  device: string;
+  intraOpThreads: number;
+}
+
+export interface SessionInfo extends HeadInfo {
+  file: string;
+  sha256: string;
+  inputs: string[];
+  /** Execution provider actually used. */
+  provider: string;
+}
+
+type InputMeta = { name: string; isTensor: boolean; type?: string; shape?: readonly (number | string)[] };
+
+export class ModelLoadError extends Error {}
+
+/** Parses `cpu`, `cuda`, `cuda:N`, `auto` into ORT execution providers. */
+export function executionProviders(device: string): { providers: ort.InferenceSession.ExecutionProviderConfig[]; name: string }[] {
+  const cuda = /^cuda(?::(\d+))?$/.exec(device);
+  if (cuda) return [{ providers: [{ name: 'cuda', deviceId: Number(cuda[1] ?? 0) }], name: device }];
+  if (device === 'auto') return [...executionProviders('cuda'), ...executionProviders('cpu')];
+  if (device === 'cpu') return [{ providers: ['cpu'], name: 'cpu' }];
+  throw new ModelLoadError(`unknown device "${device}" (use cpu, cuda, cuda:N or auto)`);
+}
+
+function emptyPast(meta: InputMeta, rows: number): ort.Tensor {
+  // [B, kv_heads, 0, head] (optimum) or [2, B, heads, 0, head] (stacked): symbolic dims named
+  // like a batch get B, every other symbolic dim (the past length) gets 0.
+  const shape = (meta.shape ?? []).map((d) => (typeof d === 'number' && d >= 0 ? d : /batch/i.test(String(d)) ? rows : 0));
+  const type = meta.type === 'float16' ? 'float16' : 'float32';
+  return new ort.Tensor(type, type === 'float16' ? new Uint16Array(0) : new Float32Array(0), shape);
+}
+
+function intTensor(type: string | undefined, values: Int32Array | number[], dims: number[]): ort.Tensor {
+  if (type === 'int32') return new ort.Tensor('int32', Int32Array.from(values), dims);
+  const out = new BigInt64Array(values.length);
+  for (let i = 0; i < values.length; i++) out[i] = BigInt(values[i]);
+  return new ort.Tensor('int64', out, dims);
+}
+
+export class ScoringSession {
+  private constructor(
+    private readonly session: ort.InferenceSession,
+    private readonly inputs: InputMeta[],
+    readonly info: SessionInfo,
+  ) {}
+
+  static async load(spec: SessionSpec): Promise<ScoringSession> {
+    const file = spec.onnxFile;
+    let bytes: Buffer;
+    try {
+      bytes = fs.readFileSync(file);
+    } catch (err) {
+      throw new ModelLoadError(`${file}: cannot read (${(err as Error).message})`);
+    }
+    const sha256 = crypto.createHash('sha256').update(bytes).digest('hex');
+    let model;
+    try {
+      model = decodeModel(bytes);
+    } catch (err) {
+      throw new ModelLoadError(`${file}: not a valid ONNX model (${(err as Error).message})`);
+    }
+    let head: HeadInfo;
+    try {
+      head = addScoringHead(model, file, { stats: spec.stats });
+    } catch (err) {
+      throw new ModelLoadError((err as Error).message);
+    }
+    // External weights are handed over as buffers: ORT refuses data paths outside the directory
+    // of the model it loads, and the rewritten graph is never written into the user's directory.
+    const externalData = externalDataFiles(model).map((name) => {
+      const full = path.resolve(path.dirname(file), name);
+      try {
+        return { path: name, data: fs.readFileSync(full) };
+      } catch (err) {
+        throw new ModelLoadError(`${full}: external weights of ${file} cannot be read (${(err as Error).message})`);
+      }
+    });
+    const rewritten = encodeModel(model);
+    let lastError: unknown;
+    for (const { providers, name } of executionProviders(spec.device)) {
+      try {
+        const session = await ort.InferenceSession.create(rewritten, {
+          executionProviders: providers,
+          intraOpNumThreads: spec.intraOpThreads,
+          interOpNumThreads: 1,
+          graphOptimizationLevel: 'all',
+          externalData,
+        });
+        const inputs = (session as unknown as { inputMetadata: InputMeta[] }).inputMetadata;
+        const info: SessionInfo = { ...head, file, sha256, inputs: inputs.map((i) => i.name), provider: name };
+        const scoring = new ScoringSession(session, inputs, info);
+        scoring.checkInputs();
+        return scoring;
+      } catch (err) {
+        lastError = err;
+        if (err instanceof ModelLoadError) throw err;
+      }
+    }
+    const message = String((lastError as Error)?.message ?? lastError);
+    if (/cuda/i.test(spec.device) && /cuda|libcu|provider/i.test(message)) {
+      throw new ModelLoadError(
+        `${file}: the CUDA execution provider could not start (${message.split('\n')[0]}). ` +
+          'Install the CUDA 12 build of onnxruntime-node (ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci, or use the CUDA image) ' +
+          'with CUDA 12 and cuDNN 9 libraries on the library path, or run with --device cpu / auto.',
+      );
+    }
+    throw new ModelLoadError(`${file}: onnxruntime could not load the model (${message.split('\n')[0]})`);
+  }
+
+  /** Fails at load, not at the first request, when the graph wants an input we cannot feed. */
+  private checkInputs(): void {
+    const unknown = this.inputs.filter((m) => this.feedFor(m, probeBatch) === undefined).map((m) => m.name);
+    if (unknown.length > 0) {
+      throw new ModelLoadError(`${this.info.file}: cannot feed graph input(s) ${unknown.join(', ')}`);
+    }
+  }
+
+  private feedFor(meta: InputMeta, batch: EngineBatch): ort.Tensor | undefined {
+    const { rows, seqLen } = batch;
+    const name = meta.name;
+    if (name === 'input_ids') return intTensor(meta.type, batch.ids, [rows, seqLen]);
+    if (name === 'attention_mask') {
+      const mask = new Int32Array(rows * seqLen);
+      for (let b = 0; b < rows; b++) mask.fill(1, b * seqLen, b * seqLen + batch.lengths[b]);
+      return intTensor(meta.type, mask, [rows, seqLen]);
+    }
+    if (name === 'position_ids') {
+      // cumsum(mask) − 1 with right padding: 0..len−1, then padding repeats the last position.
+      const pos = new Int32Array(rows * seqLen);
+      for (let b = 0; b < rows; b++) {
+        for (let t = 0; t < seqLen; t++) pos[b * seqLen + t] = Math.min(t, Math.max(batch.lengths[b] - 1, 0));
+      }
+      return intTensor(meta.type, pos, [rows, seqLen]);
+    }
+    if (name === 'token_type_ids') return intTensor(meta.type, new Int32Array(rows * seqLen), [rows, seqLen]);
+    if (/^past_key_values\.\d+\.(key|value)$/.test(name) || /^past_\d+$/.test(name) || /^past\.\d+\.(key|value)$/.test(name)) {
+      return emptyPast(meta, rows);
+    }
+    if (name === 'use_cache_branch') return new ort.Tensor('bool', new Uint8Array([0]), [1]);
+    if (name === 'num_logits_to_keep' || name === 'logits_to_keep') {
+      return intTensor(meta.type, [0], (meta.shape ?? []).length === 0 ? [] : [1]);
+    }
+    if (name === HEAD_INPUTS.gatherIndex) return intTensor('int64', batch.gatherIndex, [batch.gatherIndex.length]);
+    if (name === HEAD_INPUTS.targets) return intTensor('int64', batch.targets, [batch.targets.length, 1]);
+    return undefined;
+  }
+
+  async run(batch: EngineBatch): Promise<HeadOutputs> {
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const meta of this.inputs) feeds[meta.name] = this.feedFor(meta, batch)!;
+    const out = await this.session.run(feeds);
+    const read = (name: string) => (out[name] ? Float32Array.from(out[name].data as Float32Array) : undefined);
+    return {
+      logprob: read(HEAD_OUTPUTS.logprob)!,
+      entropy: read(HEAD_OUTPUTS.entropy),
+      meanLogprob: read(HEAD_OUTPUTS.meanLogprob),
+      topkMean: read(HEAD_OUTPUTS.topkMean),
+    };
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}
+
+/** A one-row, two-token batch: feeds every input once at load (shape probe) and warms the session. */
+export const probeBatch: EngineBatch = {
+  rows: 1,
+  seqLen: 2,
+  ids: Int32Array.of(0, 0),
+  lengths: Int32Array.of(2),
+  gatherIndex: Int32Array.of(0),
+  targets: Int32Array.of(0),
+};

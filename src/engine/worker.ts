@@ -1,0 +1,47 @@
+/**
+ * Engine worker thread: owns one ScoringSession (design §3: `session.run()` is synchronous on
+ * the calling thread, so sessions never live on the HTTP thread). Protocol:
+ *   parent → worker  { type: 'run', id, batch }
+ *   worker → parent  { type: 'ready', info } | { type: 'fatal', message }
+ *                    { type: 'result', id, outputs } | { type: 'error', id, message }
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import type { HeadOutputs } from './batch.js';
+import { ScoringSession, probeBatch, type SessionSpec } from './session.js';
+import type { WorkerRequest, WorkerResponse } from './worker-protocol.js';
+
+const port = parentPort!;
+const spec = workerData as SessionSpec;
+
+function transferList(outputs: HeadOutputs): ArrayBuffer[] {
+  return Object.values(outputs)
+    .filter((a): a is Float32Array => a instanceof Float32Array)
+    .map((a) => a.buffer as ArrayBuffer);
+}
+
+async function main(): Promise<void> {
+  let session: ScoringSession;
+  try {
+    session = await ScoringSession.load(spec);
+    await session.run(probeBatch); // warm-up: first-run allocations happen before /ready
+  } catch (err) {
+    port.postMessage({ type: 'fatal', message: (err as Error).message } satisfies WorkerResponse);
+    return;
+  }
+  port.on('message', async (msg: WorkerRequest) => {
+    if (msg.type === 'run') {
+      try {
+        const outputs = await session.run(msg.batch);
+        port.postMessage({ type: 'result', id: msg.id, outputs } satisfies WorkerResponse, transferList(outputs));
+      } catch (err) {
+        port.postMessage({ type: 'error', id: msg.id, message: (err as Error).message } satisfies WorkerResponse);
+      }
+    } else if (msg.type === 'exit') {
+      await session.release();
+      process.exit(0);
+    }
+  });
+  port.postMessage({ type: 'ready', info: session.info } satisfies WorkerResponse);
+}
+
+void main();

@@ -1,0 +1,116 @@
+/**
+ * Prometheus instruments (prefix `pa_`). One registry per app instance so tests and several
+ * servers in one process never share counters.
+ */
+import client from 'prom-client';
+import type { EngineObserver } from './engine/scorer.js';
+
+const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+export class Metrics {
+  readonly registry = new client.Registry();
+  readonly requests = new client.Counter({
+    name: 'pa_requests_total',
+    help: 'HTTP requests answered, by route and status code',
+    labelNames: ['route', 'status'],
+    registers: [this.registry],
+  });
+  readonly requestDuration = new client.Histogram({
+    name: 'pa_request_duration_seconds',
+    help: 'Time from request received to response sent',
+    labelNames: ['route'],
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly failures = new client.Counter({
+    name: 'pa_request_failures_total',
+    help: 'Requests answered with an error, by machine-readable error code',
+    labelNames: ['code'],
+    registers: [this.registry],
+  });
+  readonly queueSize = new client.Gauge({
+    name: 'pa_queue_size',
+    help: 'Rows waiting in the batching queues',
+    registers: [this.registry],
+  });
+  readonly queueWait = new client.Histogram({
+    name: 'pa_queue_wait_seconds',
+    help: 'Time a row waited in the queue before its batch started',
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly batchRows = new client.Histogram({
+    name: 'pa_batch_rows',
+    help: 'Rows (sequences) per forward batch',
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+    registers: [this.registry],
+  });
+  readonly batchTokens = new client.Histogram({
+    name: 'pa_batch_tokens',
+    help: 'Padded tokens (rows × padded length) per forward batch',
+    buckets: [64, 256, 1024, 4096, 16384, 65536, 262144],
+    registers: [this.registry],
+  });
+  readonly inference = new client.Histogram({
+    name: 'pa_inference_duration_seconds',
+    help: 'Forward pass time of one batch, per scorer and model role',
+    labelNames: ['scorer', 'role'],
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly tokenization = new client.Histogram({
+    name: 'pa_tokenization_duration_seconds',
+    help: 'Time to compile a request into token sequences',
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly scoredTokens = new client.Counter({
+    name: 'pa_scored_tokens_total',
+    help: 'Step tokens scored, per scorer',
+    labelNames: ['scorer'],
+    registers: [this.registry],
+  });
+  readonly dropped = new client.Counter({
+    name: 'pa_dropped_requests_total',
+    help: 'Queued rows dropped before their forward pass, by reason (client_gone, deadline_exceeded)',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
+  readonly modelInfo = new client.Gauge({
+    name: 'pa_model_info',
+    help: 'Loaded model files (value 1), by scorer, role, file, sha256 and device',
+    labelNames: ['scorer', 'role', 'file', 'sha256', 'device'],
+    registers: [this.registry],
+  });
+  readonly workerRestarts = new client.Counter({
+    name: 'pa_worker_restarts_total',
+    help: 'Engine worker threads restarted after they died',
+    labelNames: ['scorer', 'role'],
+    registers: [this.registry],
+  });
+
+  constructor(options: { defaultMetrics?: boolean } = {}) {
+    if (options.defaultMetrics ?? true) client.collectDefaultMetrics({ register: this.registry, prefix: 'pa_' });
+  }
+
+  private readonly queuedPerScorer = new Map<string, number>();
+
+  /** One scorer's view of the metrics: no prom-client types cross into engine/. */
+  engineObserver(scorer: string): EngineObserver {
+    return {
+      queueSize: (size) => {
+        this.queuedPerScorer.set(scorer, size);
+        let total = 0;
+        for (const n of this.queuedPerScorer.values()) total += n;
+        this.queueSize.set(total);
+      },
+      batchStarted: (r) => {
+        this.batchRows.observe(r.rows);
+        this.batchTokens.observe(r.paddedTokens);
+        for (const w of r.queueWaits) this.queueWait.observe(w);
+      },
+      dropped: (reason, rows) => this.dropped.inc({ reason }, rows),
+      inference: (scorer, role, seconds) => this.inference.observe({ scorer, role }, seconds),
+    };
+  }
+}

@@ -1,0 +1,120 @@
+/**
+ * The loaded scorers: for each configured name, its tokenizer (text/) and its engine (engine/).
+ * The HTTP layer asks the pool for a scorer by name; the pool knows nothing of HTTP.
+ */
+import type { Config, ScorerConfig } from './config.js';
+import { ServiceError } from './errors.js';
+import { resolveModelDir } from './engine/model-dir.js';
+import { ScorerEngine, type EngineObserver } from './engine/scorer.js';
+import { loadTokenizer, type TextTokenizer } from './text/tokenizer.js';
+
+export interface Scorer {
+  name: string;
+  beta: number;
+  /** Longest sequence a forward pass may take (context + step). */
+  maxLength: number;
+  /** The model's vocabulary: ids at or above it are rejected before they reach the engine. */
+  vocabSize: number;
+  tokenizer: TextTokenizer;
+  engine: ScorerEngine;
+  device: string;
+}
+
+const FALLBACK_MAX_LENGTH = 2048;
+
+export type PoolState = 'loading' | 'ready' | 'failed' | 'closed';
+
+export class ScorerPool {
+  private readonly scorers = new Map<string, Scorer>();
+  state: PoolState = 'loading';
+
+  constructor(
+    private readonly config: Config,
+    private readonly observerFor: (scorer: string) => EngineObserver = () => ({}),
+  ) {}
+
+  /** Loads every scorer (both sessions warmed). Rejects with a message naming the bad path. */
+  async load(): Promise<void> {
+    try {
+      for (const sc of this.config.scorers) this.scorers.set(sc.name, await this.loadScorer(sc));
+      this.state = 'ready';
+    } catch (err) {
+      this.state = 'failed';
+      await this.close();
+      this.state = 'failed';
+      throw err;
+    }
+  }
+
+  private async loadScorer(sc: ScorerConfig): Promise<Scorer> {
+    const policyDir = resolveModelDir(sc.policy);
+    const referenceDir = resolveModelDir(sc.reference);
+    const tokenizer = await loadTokenizer(sc.tokenizer ?? sc.policy);
+    const device = sc.device ?? this.config.device;
+    const engine = await ScorerEngine.start(
+      {
+        name: sc.name,
+        policyOnnx: policyDir.onnxFile,
+        referenceOnnx: referenceDir.onnxFile,
+        device,
+        threads: this.config.threads,
+        batching: {
+          maxBatchTokens: this.config.max_batch_tokens,
+          maxBatchRows: this.config.max_batch_rows,
+          maxQueue: this.config.max_queue,
+          maxWaitMs: this.config.max_wait_ms,
+          maxInflight: this.config.max_inflight_batches,
+        },
+      },
+      this.observerFor(sc.name),
+    );
+    const vocabSize = engine.vocabSize;
+    if (tokenizer.bosId !== null && tokenizer.bosId >= vocabSize) {
+      await engine.close();
+      throw new Error(
+        `scorer "${sc.name}": the tokenizer in ${sc.tokenizer ?? sc.policy} has BOS id ${tokenizer.bosId}, outside the model's vocabulary of ${vocabSize} (${policyDir.onnxFile}); tokenizer and model do not match`,
+      );
+    }
+    return {
+      name: sc.name,
+      beta: sc.beta ?? policyDir.klBeta ?? 1,
+      maxLength: sc.max_length ?? policyDir.maxPositions ?? tokenizer.modelMaxLength ?? FALLBACK_MAX_LENGTH,
+      vocabSize,
+      tokenizer,
+      engine,
+      device,
+    };
+  }
+
+  get ready(): boolean {
+    return this.state === 'ready' && [...this.scorers.values()].every((s) => s.engine.ready);
+  }
+
+  list(): Scorer[] {
+    return [...this.scorers.values()];
+  }
+
+  /** The named scorer; without a name, the one called `default`, else the first configured. */
+  get(name?: string): Scorer {
+    if (this.state !== 'ready') {
+      throw new ServiceError(503, 'not_ready', 'the models are still loading; retry when /ready answers 200', { 'retry-after': '1' });
+    }
+    const scorer = name === undefined ? (this.scorers.get('default') ?? this.list()[0]) : this.scorers.get(name);
+    if (!scorer) {
+      throw new ServiceError(404, 'model_not_found', `no scorer named "${name}"; GET /v1/models lists them`);
+    }
+    return scorer;
+  }
+
+  /** Resolves when no scorer has queued or running work. */
+  async whenIdle(): Promise<void> {
+    await Promise.all(this.list().map((s) => s.engine.batcher.whenIdle()));
+  }
+
+  async close(): Promise<void> {
+    const all = this.list();
+    this.scorers.clear();
+    if (this.state !== 'failed') this.state = 'closed';
+    await Promise.all(all.map((s) => s.engine.close()));
+  }
+}
