@@ -11,12 +11,16 @@ import type { EngineBatch, HeadOutputs } from './batch.js';
 import type { SessionInfo, SessionSpec } from './session.js';
 import type { WorkerRequest, WorkerResponse } from './worker-protocol.js';
 
-/** The compiled worker (dist/) when present, else the TypeScript source run through tsx (tests, dev). */
-function workerEntry(): { url: URL; execArgv: string[] } {
+/**
+ * The compiled worker (dist/) when present; else (tests, dev under tsx) a bootstrap that loads
+ * the TypeScript source through tsx's API, since loader flags are not inherited by workers.
+ */
+function spawnWorker(workerData: unknown): Worker {
   const js = new URL('./worker.js', import.meta.url);
-  if (fs.existsSync(fileURLToPath(js))) return { url: js, execArgv: [] };
-  const tsxLoader = new URL('../../node_modules/tsx/dist/loader.mjs', import.meta.url);
-  return { url: new URL('./worker.ts', import.meta.url), execArgv: ['--import', tsxLoader.href] };
+  if (fs.existsSync(fileURLToPath(js))) return new Worker(js, { workerData });
+  const ts = new URL('./worker.ts', import.meta.url).href;
+  const bootstrap = `import('tsx/esm/api').then(({ tsImport }) => tsImport(${JSON.stringify(ts)}, ${JSON.stringify(ts)}))`;
+  return new Worker(bootstrap, { eval: true, workerData });
 }
 
 interface Pending {
@@ -42,8 +46,7 @@ export class EngineWorker extends EventEmitter {
 
   /** Starts the thread; resolves once the session is loaded and warmed, rejects on a load error. */
   start(): Promise<SessionInfo> {
-    const entry = workerEntry();
-    const worker = new Worker(entry.url, { workerData: this.spec, execArgv: entry.execArgv });
+    const worker = spawnWorker(this.spec);
     this.worker = worker;
     return new Promise((resolve, reject) => {
       let started = false;
