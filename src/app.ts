@@ -5,6 +5,8 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { errorHandling } from './api/errors.js';
 import { healthRoutes } from './api/health.js';
@@ -25,6 +27,27 @@ export interface AppOptions {
 export interface App extends FastifyInstance {
   /** Set by the shutdown path: /ready answers 503 and new scoring requests are refused. */
   drainState: { draining: boolean };
+}
+
+function openapiOptions() {
+  const pkg = JSON.parse(fs.readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8'));
+  return {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'progress-advantage-server',
+        version: pkg.version as string,
+        description:
+          'Scores agent steps with the progress advantage β·log π(a|s)/π_ref(a|s) of an RL-trained policy π and its reference π_ref. ' +
+          'Every error answers `{ "error": { "code", "message" } }`.',
+      },
+      tags: [
+        { name: 'score', description: 'Scoring' },
+        { name: 'info', description: 'Scorers and limits' },
+        { name: 'ops', description: 'Health and readiness' },
+      ],
+    },
+  };
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -72,7 +95,10 @@ export function buildApp(config: Config, pool: ScorerPool, options: AppOptions =
     );
   });
 
-  healthRoutes(app, ctx, app.drainState);
+  // swagger first: its onRoute hook must see every route registered after it.
+  app.register(swagger, openapiOptions());
+  app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { deepLinking: false }, staticCSP: true });
+  app.register(async (scoped) => healthRoutes(scoped, ctx, app.drainState));
   app.register(async (scoped) => {
     scoped.addHook('onRequest', async () => {
       if (app.drainState.draining) {
@@ -83,13 +109,15 @@ export function buildApp(config: Config, pool: ScorerPool, options: AppOptions =
     modelRoutes(scoped, ctx);
   });
 
-  app.get('/metrics', async (_request, reply) => {
-    reply.type(metrics.registry.contentType);
-    return metrics.registry.metrics();
-  });
-  app.get('/openapi.yaml', async (_request, reply) => {
-    reply.type('application/yaml');
-    return fs.readFileSync(path.join(PACKAGE_ROOT, 'openapi.yaml'), 'utf8');
+  app.register(async (scoped) => {
+    scoped.get('/metrics', { schema: { hide: true } as object }, async (_request, reply) => {
+      reply.type(metrics.registry.contentType);
+      return metrics.registry.metrics();
+    });
+    scoped.get('/openapi.yaml', { schema: { hide: true } as object }, async (_request, reply) => {
+      reply.type('application/yaml');
+      return fs.readFileSync(path.join(PACKAGE_ROOT, 'openapi.yaml'), 'utf8');
+    });
   });
   return app;
 }
