@@ -1,0 +1,43 @@
+# syntax=docker/dockerfile:1
+# progress-advantage-server. CPU (default):   docker build -t pa-server .
+#                           CUDA 12:          docker build --build-arg VARIANT=cuda -t pa-server:cuda .
+# The build stage runs the same install and build commands as .ci/run (test/docker/dockerfile.test.ts checks it).
+ARG VARIANT=cpu
+ARG NODE_IMAGE=node:20-bookworm-slim
+ARG CUDA_IMAGE=nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04
+
+FROM ${NODE_IMAGE} AS build
+ARG VARIANT
+WORKDIR /app
+COPY package.json package-lock.json .npmrc ./
+# .npmrc skips onnxruntime-node's CUDA download; the CUDA variant fetches the CUDA 12 EP explicitly.
+RUN npm ci --no-audit --no-fund
+RUN if [ "$VARIANT" = "cuda" ]; then ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install.js; fi
+COPY tsconfig.json ./
+COPY src ./src
+RUN npm run build
+RUN npm prune --omit=dev
+
+FROM ${NODE_IMAGE} AS runtime-cpu
+
+FROM ${CUDA_IMAGE} AS runtime-cuda
+COPY --from=build /usr/local/bin/node /usr/local/bin/node
+RUN groupadd --gid 1000 node && useradd --uid 1000 --gid node --create-home node
+
+FROM runtime-${VARIANT} AS runtime
+ENV NODE_ENV=production \
+    PA_HOST=0.0.0.0 \
+    PA_PORT=8080
+WORKDIR /app
+COPY --from=build --chown=node:node /app/node_modules ./node_modules
+COPY --from=build --chown=node:node /app/dist ./dist
+COPY --chown=node:node package.json openapi.yaml ./
+# The embedded default pair: served with no mount. Mount your own at /models and pass
+# --policy /models/<policy> --reference /models/<reference> (or PA_CONFIG=/models/config.yaml).
+COPY --chown=node:node models ./models
+USER node
+EXPOSE 8080
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PA_PORT||8080)+'/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+ENTRYPOINT ["node", "dist/src/cli.js"]
+CMD ["serve"]
