@@ -1,0 +1,242 @@
+/**
+ * Request → Sequence (design §2). Pure and synchronous: the tokenizer is the only thing consulted.
+ *
+ * Error codes (ServiceError; the API layer maps status and code):
+ *   400 conflicting_fields        prompt with prompt_ids, step with step_ids, messages with a prompt,
+ *                                 messages with segments, or text mixed with token ids
+ *   400 missing_step              neither step nor step_ids
+ *   400 missing_trajectory        neither messages nor segments
+ *   400 invalid_ids               prompt_ids / step_ids not a list
+ *   400 invalid_step / invalid_prompt   step / prompt not a string
+ *   400 invalid_message           a message of the wrong shape (role, content, name, tool_calls)
+ *   400 invalid_segment           a segment without exactly one of text / ids, or of the wrong type
+ *   400 invalid_render            render other than "plain" / "chat_template"
+ *   400 invalid_action_roles      action_roles not a list of strings
+ *   422 empty_step                step "" / step_ids [] / a step that encodes or renders to no tokens
+ *   422 empty_trajectory          messages [] / segments []
+ *   422 no_steps                  no message or segment is scored (check action_roles / score)
+ *   422 ids_out_of_vocabulary     a token id (given, or produced by the tokenizer) that is not an
+ *                                 integer in [0, the model's vocabulary size)
+ *   422 step_too_long             /v1/score: the step alone has more than max_length − 1 tokens
+ *   422 input_too_long            the sequence exceeds max_length and truncate is false
+ *   422 no_context                /v1/score: nothing precedes the step (no BOS, empty prompt), so
+ *                                 its first token cannot be scored; also a one-token step at the
+ *                                 very start of a trajectory without BOS
+ *   422 unsupported_content       a content part that is not text
+ *   422 no_chat_template          render "chat_template" with a tokenizer that has none
+ *   422 chat_template_error       the template does not parse or raised (e.g. roles must alternate)
+ *   422 chat_template_not_prefix  the template has no well-defined span for a message (chat-template.ts)
+ *
+ * Rules chosen where the design is silent:
+ *   - Token-id input gets no BOS: the caller gave the exact tokens (put BOS in prompt_ids if the
+ *     model wants it). Segments get BOS only when the first segment is text.
+ *   - /v1/score with nothing before the step is refused (no_context) rather than silently
+ *     dropping the step's first token, which would change the number asked for.
+ *   - In a trajectory, a step at position 0 (no BOS; e.g. a Who&When log that opens with an
+ *     agent's message) leaves only its first token unscored — in the plain format that is the
+ *     "[" of its label — so the rest of the trajectory is still scored.
+ *   - `messages` with `step` in /v1/score: the step is scored as the next assistant message of
+ *     that conversation (its span is that message's rendered piece, e.g. "\n[assistant]: up").
+ */
+import { badRequest, unprocessable } from '../errors.js';
+import type { Sequence, Span } from '../sequence.js';
+import { DEFAULT_ACTION_ROLES, validateMessages, type Message } from './messages.js';
+import { assemble, messagePieces, segmentPieces, type Piece, type PieceList, type RenderMode, type Segment } from './pieces.js';
+import type { TextTokenizer } from './tokenizer.js';
+import { truncateLeft, type Draft } from './truncate.js';
+
+export type { Segment, RenderMode } from './pieces.js';
+
+export interface CompileLimits {
+  /** Longest sequence one forward pass may take. */
+  maxLength: number;
+  /** The MODEL's vocabulary: ids at or above it are refused (ids_out_of_vocabulary). */
+  vocabSize: number;
+  /** Left-truncate when too long (default); false → 422 input_too_long. */
+  truncate: boolean;
+}
+
+export interface StepInput {
+  prompt?: string;
+  prompt_ids?: number[];
+  step?: string;
+  step_ids?: number[];
+  /** The conversation so far; the step is scored as the next assistant message. */
+  messages?: Message[];
+  render?: RenderMode;
+  tools?: unknown[];
+}
+
+export interface TrajectoryInput {
+  messages?: Message[];
+  segments?: Segment[];
+  render?: RenderMode;
+  /** Roles (or agent names) whose messages are steps; default ["assistant"]. */
+  action_roles?: string[];
+  /** Tool definitions for chat templates that describe them. */
+  tools?: unknown[];
+}
+
+function checkLimits(limits: CompileLimits): void {
+  if (!Number.isInteger(limits.maxLength) || limits.maxLength < 2) throw new Error(`maxLength must be an integer ≥ 2 (got ${limits.maxLength})`);
+  if (!Number.isInteger(limits.vocabSize) || limits.vocabSize < 1) throw new Error(`vocabSize must be a positive integer (got ${limits.vocabSize})`);
+}
+
+function checkVocabulary(ids: readonly number[], vocabSize: number): void {
+  for (let k = 0; k < ids.length; k++) {
+    const id = ids[k];
+    if (!Number.isInteger(id) || id < 0 || id >= vocabSize) {
+      throw unprocessable(
+        'ids_out_of_vocabulary',
+        `token ${JSON.stringify(id)} at position ${k} is not an id of the model's vocabulary [0, ${vocabSize})` +
+          ' (either given as such, or the tokenizer is larger than the model)',
+      );
+    }
+  }
+}
+
+function checkIdList(ids: unknown, field: string): asserts ids is number[] {
+  if (!Array.isArray(ids)) throw badRequest('invalid_ids', `${field} must be a list of token ids`);
+}
+
+function fit(draft: Draft, limits: CompileLimits): Sequence {
+  if (draft.ids.length > limits.maxLength && !limits.truncate) {
+    throw unprocessable(
+      'input_too_long',
+      `the input has ${draft.ids.length} tokens, more than the model's max length ${limits.maxLength}; shorten it or allow truncate`,
+    );
+  }
+  return truncateLeft(draft, limits.maxLength);
+}
+
+function present(value: unknown): boolean {
+  return value !== undefined && value !== null;
+}
+
+// ---------------------------------------------------------------------------------------------
+// One step (/v1/score)
+
+function stepPieces(input: StepInput, tok: TextTokenizer): { list: PieceList; stepLength: number } {
+  const hasMessages = present(input.messages);
+  const textStep = present(input.step);
+  if (hasMessages) {
+    if (!textStep) throw badRequest('conflicting_fields', 'messages take a text step, not step_ids');
+    validateMessages(input.messages);
+    const conversation = [...input.messages, { role: 'assistant', content: input.step! }];
+    const last = conversation.length - 1;
+    const list = messagePieces(conversation, tok, {
+      render: input.render ?? 'plain',
+      actionRoles: DEFAULT_ACTION_ROLES,
+      tools: input.tools,
+      scoreOnly: new Set([last]),
+    });
+    const stepPiece = list.pieces[last];
+    stepPiece.step = { ...stepPiece.step!, index: 0 };
+    return { list, stepLength: stepPiece.ids.length };
+  }
+  if (textStep) {
+    if (typeof input.step !== 'string') throw badRequest('invalid_step', 'step must be a string');
+    if (present(input.prompt) && typeof input.prompt !== 'string') throw badRequest('invalid_prompt', 'prompt must be a string');
+    const step = tok.encode(input.step!);
+    if (step.length === 0) throw unprocessable('empty_step', 'the step encodes to no tokens');
+    const pieces: Piece[] = [{ ids: tok.encode(input.prompt ?? '') }, { ids: step, step: { index: 0 } }];
+    return { list: { pieces, wantsBos: true }, stepLength: step.length };
+  }
+  checkIdList(input.step_ids, 'step_ids');
+  if (present(input.prompt_ids)) checkIdList(input.prompt_ids, 'prompt_ids');
+  const pieces: Piece[] = [{ ids: [...(input.prompt_ids ?? [])] }, { ids: [...input.step_ids], step: { index: 0 } }];
+  return { list: { pieces, wantsBos: false }, stepLength: input.step_ids.length };
+}
+
+function checkStepFields(input: StepInput): void {
+  const has = (k: keyof StepInput) => present(input[k]);
+  if (has('prompt') && has('prompt_ids')) throw badRequest('conflicting_fields', 'give prompt or prompt_ids, not both');
+  if (has('step') && has('step_ids')) throw badRequest('conflicting_fields', 'give step or step_ids, not both');
+  if (has('messages') && (has('prompt') || has('prompt_ids'))) throw badRequest('conflicting_fields', 'give messages or a prompt, not both');
+  if ((has('prompt') && has('step_ids')) || (has('prompt_ids') && has('step'))) {
+    throw badRequest('conflicting_fields', 'text and token ids cannot be mixed: use prompt+step or prompt_ids+step_ids');
+  }
+  if (!has('step') && !has('step_ids')) throw badRequest('missing_step', 'give the step to score as step (text) or step_ids');
+  if (input.step === '' || (Array.isArray(input.step_ids) && input.step_ids.length === 0)) {
+    throw unprocessable('empty_step', 'the step is empty');
+  }
+}
+
+/**
+ * One step in its context → a Sequence with a single span (index 0).
+ * Text: ids = [BOS if defined] + encode(prompt) + encode(step); the span is exactly encode(step).
+ * Ids: ids = prompt_ids + step_ids, untouched.
+ */
+export function compileStep(input: StepInput, tok: TextTokenizer, limits: CompileLimits): Sequence {
+  checkLimits(limits);
+  checkStepFields(input);
+  const { list, stepLength } = stepPieces(input, tok);
+  if (stepLength > limits.maxLength - 1) {
+    throw unprocessable(
+      'step_too_long',
+      `the step has ${stepLength} tokens; with at least one token of context it must fit in max length ${limits.maxLength}`,
+    );
+  }
+  const draft = assemble(list.pieces, tok.bosId, list.wantsBos);
+  checkVocabulary(draft.ids, limits.vocabSize);
+  if (draft.spans[0].start === 0) {
+    throw unprocessable(
+      'no_context',
+      'nothing precedes the step and the tokenizer has no BOS, so its first token cannot be scored; give a prompt (or prompt_ids starting with a BOS id)',
+    );
+  }
+  return fit(draft, limits);
+}
+
+// ---------------------------------------------------------------------------------------------
+// A trajectory (/v1/trajectories/score, /v1/attribute)
+
+function checkActionRoles(roles: unknown): readonly string[] {
+  if (roles === undefined || roles === null) return DEFAULT_ACTION_ROLES;
+  if (!Array.isArray(roles) || roles.some((r) => typeof r !== 'string')) {
+    throw badRequest('invalid_action_roles', 'action_roles must be a list of role or agent names');
+  }
+  return roles;
+}
+
+function trajectoryPieces(input: TrajectoryInput, tok: TextTokenizer): PieceList {
+  const hasMessages = present(input.messages);
+  const hasSegments = present(input.segments);
+  if (hasMessages && hasSegments) throw badRequest('conflicting_fields', 'give messages or segments, not both');
+  if (!hasMessages && !hasSegments) throw badRequest('missing_trajectory', 'give the trajectory as messages or segments');
+  if (hasSegments) {
+    if (!Array.isArray(input.segments)) throw badRequest('invalid_segment', 'segments must be a list');
+    if (input.segments.length === 0) throw unprocessable('empty_trajectory', 'segments is empty');
+    return segmentPieces(input.segments, tok);
+  }
+  validateMessages(input.messages);
+  if (input.messages.length === 0) throw unprocessable('empty_trajectory', 'messages is empty');
+  return messagePieces(input.messages, tok, {
+    render: input.render ?? 'plain',
+    actionRoles: checkActionRoles(input.action_roles),
+    tools: input.tools,
+  });
+}
+
+/** A step at position 0 has no context for its first token: score it from its second. */
+function skipUnscorableFirstToken(spans: Span[]): void {
+  const first = spans[0];
+  if (!first || first.start !== 0) return;
+  if (first.end <= 1) {
+    throw unprocessable('no_context', `step ${first.index} is a single token at the very start with no BOS before it; nothing of it can be scored`);
+  }
+  first.start = 1;
+}
+
+/** A whole trajectory → one Sequence with a span per step (span.index = message/segment index). */
+export function compileTrajectory(input: TrajectoryInput, tok: TextTokenizer, limits: CompileLimits): Sequence {
+  checkLimits(limits);
+  const list = trajectoryPieces(input, tok);
+  if (!list.pieces.some((p) => p.step)) {
+    throw unprocessable('no_steps', 'no message is a step: none has an action role (action_roles) or, for segments, score: true');
+  }
+  const draft = assemble(list.pieces, tok.bosId, list.wantsBos);
+  checkVocabulary(draft.ids, limits.vocabSize);
+  skipUnscorableFirstToken(draft.spans);
+  return fit(draft, limits);
+}
