@@ -102,6 +102,12 @@ export class Batcher {
 
   submit(rows: readonly BatchRow[], options: SubmitOptions = {}): Promise<RowOutputs[]> {
     if (rows.length === 0) return Promise.resolve([]);
+    if (rows.length > this.options.maxQueue) {
+      // Even an empty queue could not take these rows: a 429 would invite retries that never succeed.
+      return Promise.reject(
+        new ServiceError(413, 'batch_too_large', `the request needs ${rows.length} sequences but the queue holds at most ${this.options.maxQueue} (max_queue); split it`),
+      );
+    }
     if (this.queue.length + rows.length > this.options.maxQueue) {
       const batchesAhead = Math.ceil((this.queue.length + rows.length) / this.options.maxBatchRows);
       const retryAfter = Math.max(1, Math.ceil(batchesAhead * this.avgBatchSeconds));

@@ -339,3 +339,100 @@ describe('real exports against perturbed copies: log-ratio equals float64 log-so
     expect(res.body.error.code).toBe('ids_out_of_vocabulary');
   });
 });
+
+// ---------------------------------------------------------------------------------------------
+
+describe('limits: truncation, bad input and a full queue', () => {
+  const V = 24;
+  const POLICY = randomTable(V, 21);
+  const REFERENCE = randomTable(V, 22);
+  const MAX_LENGTH = 8;
+  const MAX_QUEUE = 3;
+  let service: Service;
+
+  beforeAll(async () => {
+    const policy = writeBigramModel(path.join(tmpRoot, 'limits-policy'), { table: POLICY });
+    const reference = writeBigramModel(path.join(tmpRoot, 'limits-reference'), { table: REFERENCE });
+    service = await startService([{ name: 'default', policy, reference, max_length: MAX_LENGTH, beta: 1 }], {
+      max_queue: MAX_QUEUE,
+      max_batch_rows: 1,
+      max_inflight_batches: 1,
+    });
+  });
+  afterAll(() => stopService(service));
+
+  const ratios = (ids: number[], start: number) => {
+    const p = bigramLogprobs(POLICY, ids, start);
+    const q = bigramLogprobs(REFERENCE, ids, start);
+    return p.map((x, k) => x - q[k]);
+  };
+
+  it('a context longer than max_length is left-truncated: the step is kept whole, truncated is true', async () => {
+    const prompt = [BOS_ID, 5, 6, 7, 8, 9, 10, 11, 12, 13];
+    const step = [14, 15, 16];
+    const { status, body } = await post(service.app, { prompt_ids: prompt, step_ids: step, return_tokens: true });
+    expect(status).toBe(200);
+    expect(body.truncated).toBe(true);
+    expect(body.num_tokens).toBe(3);
+    expect(body.usage).toEqual({ prompt_tokens: MAX_LENGTH - step.length, scored_tokens: step.length });
+    // A bigram reads only the previous token, which truncation keeps: the closed form still holds.
+    const expected = ratios([...prompt, ...step], prompt.length);
+    body.tokens.forEach((t: any, k: number) => expect(Math.abs(t.log_ratio - expected[k])).toBeLessThan(1e-5));
+  });
+
+  it('truncate: false → 422 input_too_long; a step that cannot fit → 422 step_too_long', async () => {
+    const tooLong = await post(service.app, { prompt_ids: [BOS_ID, 5, 6, 7, 8, 9, 10, 11], step_ids: [14, 15], truncate: false });
+    expect(tooLong.status).toBe(422);
+    expect(tooLong.body.error.code).toBe('input_too_long');
+    const longStep = await post(service.app, { prompt_ids: [BOS_ID], step_ids: [5, 6, 7, 8, 9, 10, 11, 12] });
+    expect(longStep.status).toBe(422);
+    expect(longStep.body.error.code).toBe('step_too_long');
+  });
+
+  it('bad input answers a 4xx with a machine-readable code', async () => {
+    const cases: [unknown, number, string][] = [
+      [{ prompt_ids: [BOS_ID], step_ids: [] }, 422, 'empty_step'],
+      [{ prompt_ids: [], step_ids: [5, 6] }, 422, 'no_context'],
+      [{ prompt_ids: [BOS_ID], step_ids: [5], beta: 0 }, 422, 'invalid_beta'],
+      [{ prompt_ids: [BOS_ID], step_ids: [5], beta: -1 }, 422, 'invalid_beta'],
+      [{ prompt_ids: [BOS_ID] }, 400, 'missing_step'],
+      [{ prompt_ids: [BOS_ID], step_ids: [5], surprise: 1 }, 400, 'invalid_request'],
+      [{ prompt_ids: [BOS_ID], step_ids: [5.5] }, 400, 'invalid_request'],
+      [{ prompt: 'wa', step_ids: [5] }, 400, 'conflicting_fields'],
+    ];
+    for (const [body, status, code] of cases) {
+      const res = await post(service.app, body);
+      expect({ body, status: res.status, code: res.body.error?.code }).toEqual({ body, status, code });
+    }
+    const malformed = await service.app.inject({ method: 'POST', url: '/v1/score', headers: { 'content-type': 'application/json' }, payload: '{"step_ids": [5' });
+    expect(malformed.statusCode).toBe(400);
+    expect(malformed.json().error.code).toBe('malformed_json');
+  });
+
+  it('more items than the queue can ever hold → 413, not a 429 that no retry could fix', async () => {
+    const items = Array.from({ length: MAX_QUEUE + 1 }, () => ({ prompt_ids: [BOS_ID, 5], step_ids: [6] }));
+    const res = await post(service.app, { items });
+    expect(res.status).toBe(413);
+    expect(res.body.error.code).toBe('batch_too_large');
+  });
+
+  it('a full queue answers 429 overloaded with Retry-After; every accepted request is answered correctly', async () => {
+    const bodies = Array.from({ length: 40 }, (_, i) => ({ prompt_ids: [BOS_ID, 4 + (i % 20)], step_ids: [5 + (i % 17), 6] }));
+    const responses = await Promise.all(bodies.map((b) => service.app.inject({ method: 'POST', url: '/v1/score', payload: b })));
+    let overloaded = 0;
+    responses.forEach((res, i) => {
+      if (res.statusCode === 429) {
+        overloaded++;
+        expect(res.json().error.code).toBe('overloaded');
+        expect(Number(res.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+        return;
+      }
+      expect(res.statusCode).toBe(200);
+      const ids = [...bodies[i].prompt_ids, ...bodies[i].step_ids];
+      const expected = ratios(ids, 2).reduce((a, b) => a + b, 0);
+      expect(Math.abs(res.json().advantage - expected)).toBeLessThan(1e-5);
+    });
+    expect(overloaded).toBeGreaterThan(0);
+    expect(overloaded).toBeLessThan(bodies.length);
+  });
+});
