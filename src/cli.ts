@@ -93,7 +93,14 @@ async function serve(config: Config): Promise<void> {
   const metrics = new Metrics();
   const pool = new ScorerPool(config, (name) => metrics.engineObserver(name));
   const app = buildApp(config, pool, { metrics, logger });
-  await app.listen({ host: config.host, port: config.port });
+  try {
+    await app.listen({ host: config.host, port: config.port });
+  } catch (err) {
+    // e.g. EADDRINUSE: one clear line and exit 1, not an unhandled-rejection stack trace.
+    process.stderr.write(`pa-server: cannot listen on ${config.host}:${config.port}: ${(err as Error).message}\n`);
+    await pool.close();
+    process.exit(1);
+  }
   try {
     await pool.load();
   } catch (err) {

@@ -202,6 +202,24 @@ describe('pa-server serve as a child process', () => {
     });
   }
 
+  it('a port already in use, or a missing model directory: one clear line on stderr and exit 1', async () => {
+    const holder = net.createServer();
+    const port = await new Promise<number>((resolve) => holder.listen(0, '127.0.0.1', () => resolve((holder.address() as net.AddressInfo).port)));
+    try {
+      const busy = startServe([], port);
+      const { code } = await busy.exited;
+      expect(code).toBe(1);
+      expect(busy.output()).toMatch(new RegExp(`pa-server: cannot listen on 127\\.0\\.0\\.1:${port}: .*EADDRINUSE`));
+    } finally {
+      holder.close();
+    }
+    const missing = path.join(tmpRoot, 'no-such-model');
+    const bad = startServe(['--policy', missing, '--reference', GRIDWORLD.reference], await freePort());
+    const { code } = await bad.exited;
+    expect(code).toBe(1);
+    expect(bad.output()).toContain(`pa-server: cannot start: ${missing}: model directory not found`);
+  });
+
   it('npm start -- --port P: builds dist/ and serves the default pair from the compiled CLI', async () => {
     const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
     const port = await freePort();
