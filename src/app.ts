@@ -13,6 +13,7 @@ import { healthRoutes } from './api/health.js';
 import { modelRoutes } from './api/models.js';
 import { ErrorBody } from './api/schemas.js';
 import { scoreRoutes } from './api/score.js';
+import { trajectoryRoutes } from './api/trajectories.js';
 import type { RouteContext } from './api/context.js';
 import { PACKAGE_ROOT, type Config } from './config.js';
 import { ServiceError } from './errors.js';
@@ -106,6 +107,7 @@ export function buildApp(config: Config, pool: ScorerPool, options: AppOptions =
       }
     });
     scoreRoutes(scoped, ctx);
+    trajectoryRoutes(scoped, ctx);
     modelRoutes(scoped, ctx);
   });
 

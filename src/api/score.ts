@@ -3,7 +3,8 @@
  * Thin: compile (text/) → engine → scoring/ → JSON.
  */
 import type { FastifyInstance } from 'fastify';
-import { unprocessable } from '../errors.js';
+import { compileLimits, resolveBeta, tokenDetail } from '../pipeline/options.js';
+import { usageOf } from '../pipeline/split.js';
 import type { Scorer } from '../pool.js';
 import { stepAdvantage, type TokenAggregate } from '../scoring/index.js';
 import type { Sequence, TokenScores } from '../sequence.js';
@@ -18,14 +19,6 @@ function withDefaults(item: ScoreItem, request: ScoreRequest): ScoreItem {
   const merged: ScoreItem = { ...item };
   for (const key of OPTION_KEYS) if (merged[key] === undefined && request[key] !== undefined) (merged as any)[key] = request[key];
   return merged;
-}
-
-export function resolveBeta(requested: number | undefined, scorer: Scorer): number {
-  if (requested === undefined) return scorer.beta;
-  if (!(requested > 0) || !Number.isFinite(requested)) {
-    throw unprocessable('invalid_beta', `beta must be a finite number > 0 (got ${requested})`);
-  }
-  return requested;
 }
 
 function scoreResult(item: ScoreItem, seq: Sequence, scores: TokenScores, scorer: Scorer) {
@@ -45,15 +38,7 @@ function scoreResult(item: ScoreItem, seq: Sequence, scores: TokenScores, scorer
     num_tokens: span.end - span.start,
     truncated: (seq.truncatedTokens ?? 0) > 0,
   };
-  if (item.return_tokens) {
-    result.tokens = Array.from(seq.ids.slice(span.start, span.end), (id, k) => ({
-      id,
-      text: scorer.tokenizer.tokenText(id),
-      policy_logprob: scores.policy[k],
-      reference_logprob: scores.reference[k],
-      log_ratio: scores.policy[k] - scores.reference[k],
-    }));
-  }
+  if (item.return_tokens) result.tokens = tokenDetail(scorer, seq.ids.slice(span.start, span.end), scores.policy, scores.reference);
   return result;
 }
 
@@ -71,19 +56,11 @@ export function scoreRoutes(app: FastifyInstance, ctx: RouteContext): void {
     const scorer = ctx.pool.get(body.model);
     const items = body.items ? body.items.map((it) => withDefaults(it, body)) : [body as ScoreItem];
     for (const item of items) resolveBeta(item.beta, scorer); // reject a bad β before any work
-    const limits = (item: ScoreItem) => ({
-      maxLength: scorer.maxLength,
-      vocabSize: scorer.vocabSize,
-      truncate: item.truncate ?? true,
-    });
     const { sequences, scores } = await runScoring(request, reply, ctx, scorer, () =>
-      items.map((item) => compileStep(item, scorer.tokenizer, limits(item))),
+      items.map((item) => compileStep(item, scorer.tokenizer, compileLimits(scorer, item))),
     );
     const results = items.map((item, i) => scoreResult(item, sequences[i], scores[i], scorer));
-    const usage = {
-      prompt_tokens: sequences.reduce((n, s) => n + s.ids.length - (s.spans[0].end - s.spans[0].start), 0),
-      scored_tokens: sequences.reduce((n, s) => n + s.spans[0].end - s.spans[0].start, 0),
-    };
+    const usage = usageOf(sequences);
     return body.items ? { model: scorer.name, results, usage } : { model: scorer.name, ...results[0], usage };
   };
   app.post('/v1/score', { schema: { ...schema, tags: ['score'] } }, handler);

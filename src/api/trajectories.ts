@@ -1,0 +1,119 @@
+/**
+ * POST /v1/trajectories/score, POST /v1/attribute and POST /v1/rank: thin HTTP over
+ * pipeline/ (compile → engine → scoring/).
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Scorer } from '../pool.js';
+import type { AttributionMethod } from '../scoring/index.js';
+import { attributeResult, compileTrajectoryRequest, trajectoryResult, type CompiledTrajectory, type TrajectoryRequest } from '../pipeline/trajectory.js';
+import { compileRank, rankResult, type RankRequest } from '../pipeline/rank.js';
+import { usageOf } from '../pipeline/split.js';
+import { runScoring, type RouteContext } from './context.js';
+import { errorResponses } from './schemas.js';
+import {
+  AttributeRequest,
+  AttributeResponse,
+  RankResponse,
+  rankRequestSchema,
+  trajectoryRequestSchema,
+  TrajectoryResponse,
+} from './trajectory-schemas.js';
+
+const ITEM_OPTION_KEYS = ['beta', 'token_aggregate', 'token_aggregate_mode', 'return_tokens', 'truncate', 'baselines', 'render', 'action_roles', 'tools'] as const;
+
+type TrajectoryBody = TrajectoryRequest & { model?: string; items?: TrajectoryRequest[]; timeout_ms?: number };
+
+/** An item inherits the request-level options it does not set itself. */
+function itemsOf(body: TrajectoryBody): TrajectoryRequest[] {
+  if (!body.items) {
+    const { model: _m, items: _i, timeout_ms: _t, ...single } = body;
+    return [single];
+  }
+  return body.items.map((item) => {
+    const merged: TrajectoryRequest = { ...item };
+    for (const key of ITEM_OPTION_KEYS) if (merged[key] === undefined && body[key] !== undefined) (merged as any)[key] = body[key];
+    return merged;
+  });
+}
+
+async function scoreCompiled(request: FastifyRequest, reply: FastifyReply, ctx: RouteContext, model: string | undefined, compileAll: (scorer: Scorer) => CompiledTrajectory[]) {
+  const scorer = ctx.pool.get(model);
+  let compiled: CompiledTrajectory[] = [];
+  const { sequences, scores } = await runScoring(request, reply, ctx, scorer, () => {
+    compiled = compileAll(scorer);
+    return compiled.map((c) => c.sequence);
+  });
+  return { scorer, compiled, sequences, scores };
+}
+
+export function trajectoryRoutes(app: FastifyInstance, ctx: RouteContext): void {
+  app.post(
+    '/v1/trajectories/score',
+    {
+      schema: {
+        tags: ['score'],
+        summary: 'Per-step progress advantages of whole trajectories, one forward pass per model each',
+        description:
+          'Give `messages` (OpenAI form), `segments`, or `format` + `data` (one record of a supported dataset); or `items` for many. ' +
+          'Steps are the messages whose role (or agent name) is in `action_roles` (default assistant).',
+        body: trajectoryRequestSchema(ctx.config.max_items),
+        response: { 200: TrajectoryResponse, ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const body = request.body as TrajectoryBody;
+      const items = itemsOf(body);
+      const { scorer, compiled, sequences, scores } = await scoreCompiled(request, reply, ctx, body.model, (s) =>
+        items.map((item) => compileTrajectoryRequest(item, s)),
+      );
+      const results = compiled.map((c, i) => trajectoryResult(c, scores[i], scorer));
+      const usage = usageOf(sequences);
+      return body.items ? { model: scorer.name, results, usage } : { model: scorer.name, ...results[0], usage };
+    },
+  );
+
+  app.post(
+    '/v1/attribute',
+    {
+      schema: {
+        tags: ['score'],
+        summary: 'The step, and the agent, where a failed trajectory went wrong',
+        description: 'Scores the trajectory like /v1/trajectories/score, then blames one step by `method` (design §1).',
+        body: AttributeRequest,
+        response: { 200: AttributeResponse, ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const { model, method, timeout_ms: _t, ...trajectory } = request.body as TrajectoryRequest & { model?: string; method?: AttributionMethod; timeout_ms?: number };
+      const { scorer, compiled, scores } = await scoreCompiled(request, reply, ctx, model, (s) => [compileTrajectoryRequest(trajectory, s)]);
+      const result = trajectoryResult(compiled[0], scores[0], scorer);
+      return {
+        model: scorer.name,
+        ...attributeResult(result, method ?? 'min_cumulative'),
+        beta: result.beta,
+        steps: result.steps,
+        ...(result.labels ? { labels: result.labels } : {}),
+      };
+    },
+  );
+
+  app.post(
+    '/v1/rank',
+    {
+      schema: {
+        tags: ['score'],
+        summary: 'Best-of-N: rank candidates that continue one prompt',
+        description:
+          'Each candidate (a step, a list of steps, or a list of messages) is scored by `step_aggregate` (default sum) of its steps\' progress advantages; all N go through the engine together.',
+        body: rankRequestSchema(ctx.config.max_items),
+        response: { 200: RankResponse, ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const body = request.body as RankRequest & { model?: string };
+      const scorer = ctx.pool.get(body.model);
+      const { sequences, scores } = await runScoring(request, reply, ctx, scorer, () => compileRank(body, scorer));
+      return { model: scorer.name, ...rankResult(body, sequences, scores, scorer), usage: usageOf(sequences) };
+    },
+  );
+}

@@ -1,0 +1,226 @@
+/**
+ * TypeBox schemas of the trajectory routes: /v1/trajectories/score, /v1/attribute, /v1/rank.
+ */
+import { Type, type TSchema } from '@sinclair/typebox';
+import { ScoreOptions, TokenIds, TokenScore, Usage } from './schemas.js';
+
+const ToolCall = Type.Object(
+  {
+    id: Type.Optional(Type.String()),
+    type: Type.Optional(Type.String()),
+    function: Type.Object({
+      name: Type.String(),
+      arguments: Type.Union([Type.String(), Type.Object({}, { additionalProperties: true })]),
+    }),
+  },
+  { additionalProperties: true },
+);
+
+export const Message = Type.Object(
+  {
+    role: Type.String({ minLength: 1, description: 'user, assistant, system, tool, or any role your agent logs' }),
+    content: Type.Optional(
+      Type.Union([
+        Type.String(),
+        Type.Null(),
+        Type.Array(Type.Object({ type: Type.String(), text: Type.Optional(Type.String()) }, { additionalProperties: true }), { maxItems: 1024 }),
+      ]),
+    ),
+    name: Type.Optional(Type.String({ description: 'The speaking agent (multi-agent logs); on tool messages the function' })),
+    tool_calls: Type.Optional(Type.Array(ToolCall, { maxItems: 1024 })),
+    tool_call_id: Type.Optional(Type.String()),
+  },
+  { additionalProperties: true, description: 'OpenAI-form chat message; other fields pass through to chat templates' },
+);
+
+const Segment = Type.Object(
+  {
+    text: Type.Optional(Type.String()),
+    ids: Type.Optional(TokenIds),
+    role: Type.Optional(Type.String()),
+    name: Type.Optional(Type.String()),
+    score: Type.Optional(Type.Boolean({ description: 'true: this segment is a step and is scored' })),
+  },
+  { additionalProperties: false },
+);
+
+export const TrajectoryFormat = Type.Union(
+  ['messages', 'who_and_when', 'tau_bench', 'agentprocessbench', 'processbench'].map((v) => Type.Literal(v)),
+  { description: 'Format of `data`: one record of that dataset as it is published' },
+);
+
+const RenderMode = Type.Union([Type.Literal('plain'), Type.Literal('chat_template')], {
+  description: '"plain" (default): "[role]: content" lines, the paper\'s format; "chat_template": the tokenizer\'s Jinja template',
+});
+
+const MAX_MESSAGES = 4096;
+
+/** The fields that say what the trajectory is. */
+const TrajectoryFields = {
+  messages: Type.Optional(Type.Array(Message, { maxItems: MAX_MESSAGES })),
+  segments: Type.Optional(Type.Array(Segment, { maxItems: MAX_MESSAGES })),
+  format: Type.Optional(TrajectoryFormat),
+  data: Type.Optional(Type.Unknown({ description: 'One record in `format`' })),
+  render: Type.Optional(RenderMode),
+  action_roles: Type.Optional(
+    Type.Array(Type.String(), { maxItems: 256, description: 'Roles or agent names whose messages are steps (default ["assistant"])' }),
+  ),
+  tools: Type.Optional(Type.Array(Type.Unknown(), { maxItems: 256, description: 'Tool definitions for chat templates' })),
+};
+
+const TrajectoryOptions = {
+  ...ScoreOptions,
+  baselines: Type.Optional(Type.Boolean({ description: 'Also return the policy\'s confidence baselines' })),
+};
+
+export const TrajectoryItem = Type.Object({ ...TrajectoryFields, ...TrajectoryOptions }, { additionalProperties: false });
+
+export function trajectoryRequestSchema(maxItems: number): TSchema {
+  return Type.Object(
+    {
+      model: Type.Optional(Type.String()),
+      items: Type.Optional(Type.Array(TrajectoryItem, { minItems: 1, maxItems })),
+      timeout_ms: Type.Optional(Type.Integer({ minimum: 1, maximum: 3_600_000 })),
+      ...TrajectoryFields,
+      ...TrajectoryOptions,
+    },
+    { additionalProperties: false },
+  );
+}
+
+const StepBaselines = Type.Object(
+  {
+    mean_logprob: Type.Number({ description: 'Mean log π of the step tokens (higher: more confident)' }),
+    neg_entropy: Type.Number({ description: '−mean entropy of π at the step tokens (higher: more confident)' }),
+    self_certainty: Type.Number({ description: 'Mean KL(U‖π) (higher: more confident)' }),
+    deepconf: Type.Number({ description: 'Mean DeepConf confidence −mean top-20 log π (higher: more confident)' }),
+  },
+  { description: 'Confidence baselines; higher always means more confident' },
+);
+
+const TrajectoryBaselines = Type.Composite([
+  StepBaselines,
+  Type.Object({
+    deepconf_tail: Type.Number({ description: 'DeepConf confidence of the last step' }),
+    deepconf_bottom10: Type.Number({ description: 'Mean DeepConf confidence of the lowest 10% of steps' }),
+  }),
+]);
+
+const StepAggregates = Type.Object({
+  mean: Type.Number(),
+  sum: Type.Number(),
+  min: Type.Number(),
+  max: Type.Number(),
+  last: Type.Number(),
+  bottom10: Type.Number({ description: 'Mean of the lowest ceil(10%) step advantages' }),
+});
+
+export const StepResult = Type.Object({
+  index: Type.Integer({ description: 'Index of the step\'s message (or segment) in the input' }),
+  role: Type.Optional(Type.String()),
+  name: Type.Optional(Type.String({ description: 'Agent that took the step' })),
+  advantage: Type.Number(),
+  log_ratio: Type.Number(),
+  num_tokens: Type.Integer(),
+  truncated: Type.Boolean({ description: 'The step fell off the left edge of the context: it scores 0' }),
+  cumulative: Type.Number({ description: 'Sum of the advantages up to and including this step' }),
+  baselines: Type.Optional(StepBaselines),
+  tokens: Type.Optional(Type.Array(TokenScore)),
+});
+
+const Labels = Type.Object(
+  {
+    success: Type.Optional(Type.Boolean()),
+    mistake_step: Type.Optional(Type.Union([Type.Integer(), Type.Null()])),
+    mistake_agent: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+  },
+  { additionalProperties: true, description: 'Labels the dataset record carried (format + data only)' },
+);
+
+export const TrajectoryResult = Type.Object({
+  beta: Type.Number(),
+  num_tokens: Type.Integer({ description: 'Tokens of the whole sequence after truncation' }),
+  truncated_tokens: Type.Integer({ description: 'Context tokens dropped from the left' }),
+  steps: Type.Array(StepResult),
+  aggregates: StepAggregates,
+  baselines: Type.Optional(TrajectoryBaselines),
+  labels: Type.Optional(Labels),
+});
+
+export const TrajectoryResponse = Type.Union([
+  Type.Composite([Type.Object({ model: Type.String(), usage: Usage }), TrajectoryResult]),
+  Type.Object({ model: Type.String(), results: Type.Array(TrajectoryResult), usage: Usage }),
+]);
+
+export const AttributionMethod = Type.Union(
+  ['min_cumulative', 'sharpest_drop', 'sharpest_abs_drop'].map((v) => Type.Literal(v)),
+  { description: 'min_cumulative (default): argmin of the running sum; sharpest_drop: lowest step; sharpest_abs_drop: most negative change' },
+);
+
+export const AttributeRequest = Type.Object(
+  {
+    model: Type.Optional(Type.String()),
+    method: Type.Optional(AttributionMethod),
+    timeout_ms: Type.Optional(Type.Integer({ minimum: 1, maximum: 3_600_000 })),
+    ...TrajectoryFields,
+    ...TrajectoryOptions,
+  },
+  { additionalProperties: false },
+);
+
+export const AttributeResponse = Type.Object({
+  model: Type.String(),
+  step: Type.Union([Type.Integer(), Type.Null()], { description: 'Input index of the blamed step ("when")' }),
+  position: Type.Union([Type.Integer(), Type.Null()], { description: 'Its position in steps[]' }),
+  agent: Type.Union([Type.String(), Type.Null()], { description: 'The agent (or role) that took it ("who")' }),
+  method: AttributionMethod,
+  beta: Type.Number(),
+  steps: Type.Array(StepResult),
+  labels: Type.Optional(Labels),
+});
+
+const StepAggregate = Type.Union(
+  ['mean', 'sum', 'min', 'max', 'last', 'bottom10'].map((v) => Type.Literal(v)),
+  { description: 'How a multi-step candidate\'s step advantages become its score (default sum)' },
+);
+
+// A ranking returns scores, not tokens.
+const { return_tokens: _returnTokens, ...RankOptions } = ScoreOptions;
+
+export function rankRequestSchema(maxItems: number): TSchema {
+  return Type.Object(
+    {
+      model: Type.Optional(Type.String()),
+      prompt: Type.Optional(Type.String()),
+      messages: Type.Optional(Type.Array(Message, { maxItems: MAX_MESSAGES })),
+      candidates: Type.Array(
+        Type.Union([
+          Type.String(),
+          Type.Array(Type.String(), { minItems: 1, maxItems: MAX_MESSAGES }),
+          Type.Array(Message, { minItems: 1, maxItems: MAX_MESSAGES }),
+        ]),
+        { minItems: 1, maxItems, description: 'Strings (one step each), step lists, or message lists' },
+      ),
+      render: Type.Optional(RenderMode),
+      step_aggregate: Type.Optional(StepAggregate),
+      timeout_ms: Type.Optional(Type.Integer({ minimum: 1, maximum: 3_600_000 })),
+      ...RankOptions,
+    },
+    { additionalProperties: false },
+  );
+}
+
+export const RankResponse = Type.Object({
+  model: Type.String(),
+  beta: Type.Number(),
+  scores: Type.Array(Type.Number(), { description: 'Score of each candidate, in input order' }),
+  order: Type.Array(Type.Integer(), { description: 'Candidate indices, best first (ties keep input order)' }),
+  best: Type.Integer(),
+  candidates: Type.Array(
+    Type.Object({
+      advantage: Type.Number(),
+      steps: Type.Array(Type.Object({ advantage: Type.Number(), log_ratio: Type.Number(), num_tokens: Type.Integer(), truncated: Type.Boolean() })),
+    }),
+  ),
+  usage: Usage,
+});

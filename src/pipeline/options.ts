@@ -1,0 +1,35 @@
+/** Scoring options shared by every scoring request, resolved against the scorer's defaults. */
+import { unprocessable } from '../errors.js';
+import type { Scorer } from '../pool.js';
+import type { AggregateMode, TokenAggregate } from '../scoring/index.js';
+
+export interface ScoringOptions {
+  beta?: number;
+  token_aggregate?: TokenAggregate;
+  token_aggregate_mode?: AggregateMode;
+  return_tokens?: boolean;
+  truncate?: boolean;
+}
+
+export function resolveBeta(requested: number | undefined, scorer: Scorer): number {
+  if (requested === undefined) return scorer.beta;
+  if (!(requested > 0) || !Number.isFinite(requested)) {
+    throw unprocessable('invalid_beta', `beta must be a finite number > 0 (got ${requested})`);
+  }
+  return requested;
+}
+
+export function compileLimits(scorer: Scorer, options: { truncate?: boolean }) {
+  return { maxLength: scorer.maxLength, vocabSize: scorer.vocabSize, truncate: options.truncate ?? true };
+}
+
+/** Per-token detail for `return_tokens`. */
+export function tokenDetail(scorer: Scorer, ids: ArrayLike<number>, policy: ArrayLike<number>, reference: ArrayLike<number>) {
+  return Array.from({ length: ids.length }, (_, k) => ({
+    id: ids[k],
+    text: scorer.tokenizer.tokenText(ids[k]),
+    policy_logprob: policy[k],
+    reference_logprob: reference[k],
+    log_ratio: policy[k] - reference[k],
+  }));
+}

@@ -1,0 +1,104 @@
+/**
+ * Best-of-N (design §1): N candidates for one prompt, each scored as the sum (or another step
+ * aggregate) of its steps' progress advantages, all N through the engine together.
+ */
+import type { SubmitOptions } from '../engine/batcher.js';
+import { badRequest, unprocessable } from '../errors.js';
+import type { Scorer } from '../pool.js';
+import { aggregateSteps, stepAdvantage, type StepAggregate } from '../scoring/index.js';
+import type { Sequence } from '../sequence.js';
+import { compileStep, compileTrajectory } from '../text/compile.js';
+import { validateMessages, type Message } from '../text/messages.js';
+import type { RenderMode } from '../text/pieces.js';
+import { compileLimits, resolveBeta, type ScoringOptions } from './options.js';
+import { spanScores } from './split.js';
+
+export type Candidate = string | string[] | Message[];
+
+export interface RankRequest extends ScoringOptions {
+  prompt?: string;
+  messages?: Message[];
+  candidates: Candidate[];
+  step_aggregate?: StepAggregate;
+  render?: RenderMode;
+}
+
+export interface RankResult {
+  beta: number;
+  scores: number[];
+  order: number[];
+  best: number;
+  candidates: { advantage: number; steps: { advantage: number; log_ratio: number; num_tokens: number; truncated: boolean }[] }[];
+}
+
+function isStringList(c: Candidate): c is string[] {
+  return Array.isArray(c) && c.every((x) => typeof x === 'string');
+}
+
+/** The conversation a candidate continues, as messages (a text prompt is the user's turn). */
+function contextMessages(request: RankRequest): Message[] {
+  if (request.messages !== undefined) {
+    validateMessages(request.messages);
+    return request.messages;
+  }
+  return [{ role: 'user', content: request.prompt ?? '' }];
+}
+
+function compileCandidate(request: RankRequest, candidate: Candidate, i: number, scorer: Scorer): Sequence {
+  const limits = compileLimits(scorer, request);
+  if (typeof candidate === 'string') {
+    if (request.messages !== undefined) return compileStep({ messages: request.messages, step: candidate, render: request.render }, scorer.tokenizer, limits);
+    return compileStep({ prompt: request.prompt ?? '', step: candidate }, scorer.tokenizer, limits);
+  }
+  if (!Array.isArray(candidate) || candidate.length === 0) {
+    throw unprocessable('empty_candidate', `candidates[${i}] is empty`);
+  }
+  if (isStringList(candidate) && request.messages === undefined) {
+    // Text steps after a text prompt: the same pieces /v1/score would make, one span per step.
+    return compileTrajectory(
+      { segments: [{ text: request.prompt ?? '' }, ...candidate.map((text) => ({ text, score: true }))] },
+      scorer.tokenizer,
+      limits,
+    );
+  }
+  const context = contextMessages(request);
+  const continuation: Message[] = isStringList(candidate) ? candidate.map((content) => ({ role: 'assistant', content })) : (candidate as Message[]);
+  const seq = compileTrajectory({ messages: [...context, ...continuation], render: request.render }, scorer.tokenizer, limits);
+  // Only the candidate's own messages are scored; assistant turns in the shared context are not.
+  const spans = seq.spans.filter((s) => s.index >= context.length);
+  if (spans.length === 0) throw unprocessable('no_steps', `candidates[${i}] has no assistant message to score`);
+  return { ...seq, spans };
+}
+
+export function compileRank(request: RankRequest, scorer: Scorer): Sequence[] {
+  resolveBeta(request.beta, scorer);
+  if (request.prompt !== undefined && request.messages !== undefined) throw badRequest('conflicting_fields', 'give prompt or messages, not both');
+  if (!Array.isArray(request.candidates) || request.candidates.length === 0) throw unprocessable('no_candidates', 'candidates is empty');
+  return request.candidates.map((c, i) => compileCandidate(request, c, i, scorer));
+}
+
+export function rankResult(request: RankRequest, sequences: readonly Sequence[], scores: Parameters<typeof spanScores>[1][], scorer: Scorer): RankResult {
+  const beta = resolveBeta(request.beta, scorer);
+  const candidates = sequences.map((seq, i) => {
+    const steps = spanScores(seq, scores[i]).map((s, k) => {
+      const r = stepAdvantage(s.policy, s.reference, {
+        beta,
+        tokenAggregate: request.token_aggregate ?? 'sum',
+        mode: request.token_aggregate_mode ?? 'ratio',
+      });
+      return { advantage: r.advantage, log_ratio: r.logRatio, num_tokens: r.numTokens, truncated: seq.spans[k].truncated === true };
+    });
+    const kept = steps.filter((s) => !s.truncated).map((s) => s.advantage);
+    return { advantage: aggregateSteps(kept, request.step_aggregate ?? 'sum'), steps };
+  });
+  const scoreList = candidates.map((c) => c.advantage);
+  // Highest first; ties keep input order.
+  const order = scoreList.map((_, i) => i).sort((a, b) => scoreList[b] - scoreList[a] || a - b);
+  return { beta, scores: scoreList, order, best: order[0], candidates };
+}
+
+export async function rankCandidates(scorer: Scorer, request: RankRequest, run: SubmitOptions = {}): Promise<RankResult> {
+  const sequences = compileRank(request, scorer);
+  const scores = await scorer.engine.score(sequences, run);
+  return rankResult(request, sequences, scores, scorer);
+}

@@ -1,0 +1,163 @@
+/**
+ * Whole trajectories (design §1, §2): compile → one forward pass per model → per-step
+ * advantages, cumulative sums, trajectory aggregates and confidence baselines.
+ * No HTTP here: the API routes and the offline `pa-server score` both call this.
+ */
+import type { SubmitOptions } from '../engine/batcher.js';
+import { badRequest } from '../errors.js';
+import type { Scorer } from '../pool.js';
+import {
+  allStepAggregates,
+  attributeFailure,
+  cumulativeSums,
+  stepAdvantage,
+  stepBaselines,
+  trajectoryBaselines,
+  type AttributionMethod,
+  type Baseline,
+  type StepAggregate,
+  type TrajectoryBaseline,
+} from '../scoring/index.js';
+import type { Sequence, TokenScores } from '../sequence.js';
+import { adaptTrajectory, type AdaptedTrajectory, type TrajectoryFormat } from '../text/adapters.js';
+import { compileTrajectory, type TrajectoryInput } from '../text/compile.js';
+import { compileLimits, resolveBeta, tokenDetail, type ScoringOptions } from './options.js';
+import { spanScores } from './split.js';
+
+export interface TrajectoryRequest extends TrajectoryInput, ScoringOptions {
+  /** A dataset's own record format; `data` holds the record. */
+  format?: TrajectoryFormat;
+  data?: unknown;
+  /** Also return the policy's confidence baselines per step and per trajectory. */
+  baselines?: boolean;
+}
+
+export interface StepResult {
+  index: number;
+  role?: string;
+  name?: string;
+  advantage: number;
+  log_ratio: number;
+  num_tokens: number;
+  truncated: boolean;
+  cumulative: number;
+  baselines?: Record<Baseline, number>;
+  tokens?: ReturnType<typeof tokenDetail>;
+}
+
+export interface TrajectoryResult {
+  beta: number;
+  num_tokens: number;
+  truncated_tokens: number;
+  steps: StepResult[];
+  aggregates: Record<StepAggregate, number>;
+  baselines?: Record<TrajectoryBaseline, number>;
+  labels?: AdaptedTrajectory['labels'];
+}
+
+export interface CompiledTrajectory {
+  request: TrajectoryRequest;
+  sequence: Sequence;
+  labels?: AdaptedTrajectory['labels'];
+}
+
+/** `format`+`data` → messages through the dataset's adapter; otherwise the request as given. */
+export function resolveTrajectoryInput(request: TrajectoryRequest): { input: TrajectoryInput; labels?: AdaptedTrajectory['labels'] } {
+  const { format, data } = request;
+  if (format === undefined && data === undefined) return { input: request };
+  if (format === undefined) throw badRequest('missing_format', 'data needs a format (messages, who_and_when, tau_bench, agentprocessbench, processbench)');
+  if (data === undefined) throw badRequest('missing_data', `format "${format}" needs the record in data`);
+  if (request.messages !== undefined || request.segments !== undefined) {
+    throw badRequest('conflicting_fields', 'give format+data, or messages, or segments; not several');
+  }
+  const adapted = adaptTrajectory(format, data);
+  return {
+    input: { ...request, messages: adapted.messages, action_roles: request.action_roles ?? adapted.action_roles },
+    labels: adapted.labels,
+  };
+}
+
+export function compileTrajectoryRequest(request: TrajectoryRequest, scorer: Scorer): CompiledTrajectory {
+  resolveBeta(request.beta, scorer);
+  const { input, labels } = resolveTrajectoryInput(request);
+  const sequence = compileTrajectory(input, scorer.tokenizer, compileLimits(scorer, request));
+  return { request, sequence, ...(labels ? { labels } : {}) };
+}
+
+export function trajectoryResult(compiled: CompiledTrajectory, scores: TokenScores, scorer: Scorer): TrajectoryResult {
+  const { request, sequence } = compiled;
+  const beta = resolveBeta(request.beta, scorer);
+  const perSpan = spanScores(sequence, scores);
+  const advantages = new Float64Array(sequence.spans.length);
+  const steps: StepResult[] = sequence.spans.map((span, i) => {
+    const s = perSpan[i];
+    const r = stepAdvantage(s.policy, s.reference, {
+      beta,
+      tokenAggregate: request.token_aggregate ?? 'sum',
+      mode: request.token_aggregate_mode ?? 'ratio',
+    });
+    advantages[i] = r.advantage;
+    const step: StepResult = {
+      index: span.index,
+      ...(span.role !== undefined ? { role: span.role } : {}),
+      ...(span.name !== undefined ? { name: span.name } : {}),
+      advantage: r.advantage,
+      log_ratio: r.logRatio,
+      num_tokens: r.numTokens,
+      truncated: span.truncated === true,
+      cumulative: 0,
+    };
+    if (request.baselines) step.baselines = stepBaselines(s, scorer.vocabSize);
+    if (request.return_tokens) step.tokens = tokenDetail(scorer, sequence.ids.slice(span.start, span.end), s.policy, s.reference);
+    return step;
+  });
+  const cumulative = cumulativeSums(advantages);
+  steps.forEach((step, i) => (step.cumulative = cumulative[i]));
+  // Steps that fell off the left edge score 0 and carry no information: aggregates skip them.
+  const kept = steps.filter((s) => !s.truncated);
+  const result: TrajectoryResult = {
+    beta,
+    num_tokens: sequence.ids.length,
+    truncated_tokens: sequence.truncatedTokens ?? 0,
+    steps,
+    aggregates: allStepAggregates(kept.map((s) => s.advantage)),
+  };
+  if (request.baselines) {
+    result.baselines = trajectoryBaselines(
+      kept.map((s) => s.baselines!),
+      kept.map((s) => s.num_tokens),
+    );
+  }
+  if (compiled.labels) result.labels = compiled.labels;
+  return result;
+}
+
+/** The blamed step of a scored trajectory; truncated steps are never blamed. */
+export function attributeResult(result: TrajectoryResult, method: AttributionMethod) {
+  const candidates = result.steps.map((s, position) => ({ s, position })).filter(({ s }) => !s.truncated);
+  const at = attributeFailure(
+    candidates.map(({ s }) => s.advantage),
+    method,
+  );
+  const blamed = at >= 0 ? candidates[at] : undefined;
+  return {
+    step: blamed ? blamed.s.index : null,
+    position: blamed ? blamed.position : null,
+    agent: blamed ? (blamed.s.name ?? blamed.s.role ?? null) : null,
+    method,
+  };
+}
+
+/** Offline entry point: compile, score in one engine call (the batcher batches them), shape. */
+export async function scoreTrajectories(
+  scorer: Scorer,
+  requests: readonly TrajectoryRequest[],
+  run: SubmitOptions = {},
+): Promise<TrajectoryResult[]> {
+  const compiled = requests.map((r) => compileTrajectoryRequest(r, scorer));
+  const scores = await scorer.engine.score(
+    compiled.map((c) => c.sequence),
+    run,
+  );
+  return compiled.map((c, i) => trajectoryResult(c, scores[i], scorer));
+}

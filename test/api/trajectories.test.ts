@@ -1,0 +1,210 @@
+/**
+ * /v1/trajectories/score, /v1/rank and /v1/attribute through app.inject() on the embedded
+ * default pair. Each is checked against an independent path: the same steps scored one by one
+ * through /v1/score with the growing context (token ids encoded here, message by message, with
+ * the tokenizer alone), and argmin/cumulative computations done in the test.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApp, type App } from '../../src/app.js';
+import { defaultConfig, PACKAGE_ROOT, validateConfig } from '../../src/config.js';
+import { Metrics } from '../../src/metrics.js';
+import { ScorerPool } from '../../src/pool.js';
+import { loadTokenizer, type TextTokenizer } from '../../src/text/tokenizer.js';
+
+const POLICY = path.join(PACKAGE_ROOT, 'models', 'gridworld-policy');
+const REFERENCE = path.join(PACKAGE_ROOT, 'models', 'gridworld-reference');
+const EPISODES = fs
+  .readFileSync(path.join(PACKAGE_ROOT, 'bench', 'data', 'gridworld-eval.jsonl'), 'utf8')
+  .trim()
+  .split('\n')
+  .slice(0, 40)
+  .map((line) => JSON.parse(line));
+
+let app: App;
+let pool: ScorerPool;
+let tok: TextTokenizer;
+
+beforeAll(async () => {
+  const config = validateConfig({
+    ...defaultConfig(),
+    threads: 1,
+    log_level: 'silent',
+    scorers: [{ name: 'default', policy: POLICY, reference: REFERENCE }],
+  });
+  const metrics = new Metrics({ defaultMetrics: false });
+  pool = new ScorerPool(config, (name) => metrics.engineObserver(name));
+  app = buildApp(config, pool, { metrics });
+  await pool.load();
+  tok = await loadTokenizer(POLICY);
+});
+afterAll(async () => {
+  await app?.close();
+  await pool?.close();
+});
+
+async function post(url: string, payload: unknown) {
+  const res = await app.inject({ method: 'POST', url, payload: payload as object });
+  return { status: res.statusCode, body: res.json() };
+}
+
+/** The plain renderer of design §2, written out here: "[role]: content", "\n" before all but the first. */
+function plainIds(messages: { role: string; content: string }[]): number[][] {
+  return messages.map((m, i) => tok.encode(`${i > 0 ? '\n' : ''}[${m.role}]: ${m.content}`));
+}
+
+describe('POST /v1/trajectories/score', () => {
+  it('equals each step scored alone through /v1/score with the growing context (1e-5)', async () => {
+    for (const episode of EPISODES.slice(0, 4)) {
+      const { status, body } = await post('/v1/trajectories/score', { messages: episode.messages });
+      expect(status).toBe(200);
+      const pieces = plainIds(episode.messages);
+      const assistant = episode.messages.map((m: any, i: number) => (m.role === 'assistant' ? i : -1)).filter((i: number) => i >= 0);
+      expect(body.steps.map((s: any) => s.index)).toEqual(assistant);
+      let running = 0;
+      for (const step of body.steps) {
+        const prompt_ids = [tok.bosId!, ...pieces.slice(0, step.index).flat()];
+        const alone = await post('/v1/score', { prompt_ids, step_ids: pieces[step.index] });
+        expect(alone.status).toBe(200);
+        expect(step.advantage).toBeCloseTo(alone.body.advantage, 5);
+        expect(step.log_ratio).toBeCloseTo(alone.body.log_ratio, 5);
+        expect(step.num_tokens).toBe(pieces[step.index].length);
+        running += step.advantage;
+        expect(step.cumulative).toBeCloseTo(running, 10);
+      }
+      const adv = body.steps.map((s: any) => s.advantage);
+      expect(body.aggregates.sum).toBeCloseTo(adv.reduce((a: number, b: number) => a + b, 0), 10);
+      expect(body.aggregates.min).toBe(Math.min(...adv));
+      expect(body.aggregates.last).toBe(adv[adv.length - 1]);
+      expect(body.beta).toBe(0.05); // the policy's config.json kl_beta
+    }
+  });
+
+  it('batches items, keeps input order, and returns per-token detail and baselines on request', async () => {
+    const items = EPISODES.slice(0, 6).map((e) => ({ messages: e.messages }));
+    const batch = await post('/v1/trajectories/score', { items, baselines: true, return_tokens: true });
+    expect(batch.status).toBe(200);
+    expect(batch.body.results).toHaveLength(6);
+    for (let i = 0; i < 6; i++) {
+      const single = await post('/v1/trajectories/score', { messages: items[i].messages });
+      const a = batch.body.results[i].steps.map((s: any) => s.advantage);
+      const b = single.body.steps.map((s: any) => s.advantage);
+      a.forEach((x: number, k: number) => expect(x).toBeCloseTo(b[k], 5));
+    }
+    const step = batch.body.results[0].steps[0];
+    const tokenSum = step.tokens.reduce((s: number, t: any) => s + t.log_ratio, 0);
+    expect(step.log_ratio).toBeCloseTo(tokenSum, 5);
+    expect(step.tokens.map((t: any) => t.text).join('')).toContain('assistant');
+    expect(step.baselines.mean_logprob).toBeCloseTo(
+      step.tokens.reduce((s: number, t: any) => s + t.policy_logprob, 0) / step.tokens.length,
+      5,
+    );
+    expect(Object.keys(batch.body.results[0].baselines).sort()).toEqual(
+      ['deepconf', 'deepconf_bottom10', 'deepconf_tail', 'mean_logprob', 'neg_entropy', 'self_certainty'].sort(),
+    );
+    expect(batch.body.usage.scored_tokens).toBeGreaterThan(0);
+  });
+
+  it('scores segments with ids exactly as /v1/score does', async () => {
+    const pieces = plainIds(EPISODES[0].messages);
+    const segments = [{ ids: [tok.bosId!, ...pieces[0]] }, { ids: pieces[1], score: true }, { ids: pieces[2] }, { ids: pieces[3], score: true }];
+    const traj = await post('/v1/trajectories/score', { segments });
+    expect(traj.status).toBe(200);
+    const second = await post('/v1/score', { prompt_ids: [tok.bosId!, ...pieces[0], ...pieces[1], ...pieces[2]], step_ids: pieces[3] });
+    expect(traj.body.steps[1].advantage).toBeCloseTo(second.body.advantage, 5);
+  });
+
+  it('left-truncates a long trajectory: early steps fall off, flagged and scored 0, later ones unchanged', async () => {
+    const episode = EPISODES.find((e) => e.n_actions >= 5)!;
+    const full = await post('/v1/trajectories/score', { messages: episode.messages });
+    const pieces = plainIds(episode.messages);
+    const total = 1 + pieces.flat().length;
+    const config = validateConfig({
+      ...defaultConfig(),
+      threads: 1,
+      log_level: 'silent',
+      // Room for everything but the user message and a little more: the first step falls off.
+      scorers: [{ name: 'short', policy: POLICY, reference: REFERENCE, max_length: total - pieces[0].length - 1 }],
+    });
+    const short = new ScorerPool(config);
+    await short.load();
+    try {
+      const scorer = short.get('short');
+      const { scoreTrajectories } = await import('../../src/pipeline/trajectory.js');
+      const [cut] = await scoreTrajectories(scorer, [{ messages: episode.messages }]);
+      expect(cut.truncated_tokens).toBeGreaterThan(0);
+      expect(cut.steps[0].truncated).toBe(true);
+      expect(cut.steps[0].advantage).toBe(0);
+      const last = cut.steps.length - 1;
+      // The final steps still see all but the oldest context; their scores stay finite and are not flagged.
+      expect(cut.steps[last].truncated).toBe(false);
+      expect(Number.isFinite(cut.steps[last].advantage)).toBe(true);
+      expect(full.body.steps).toHaveLength(cut.steps.length);
+      const refused = scoreTrajectories(scorer, [{ messages: episode.messages, truncate: false }]);
+      await expect(refused).rejects.toMatchObject({ status: 422, code: 'input_too_long' });
+    } finally {
+      await short.close();
+    }
+  });
+
+  it('answers clear 4xx codes for unusable trajectories', async () => {
+    expect((await post('/v1/trajectories/score', {})).body.error.code).toBe('missing_trajectory');
+    expect((await post('/v1/trajectories/score', { messages: [] })).body.error.code).toBe('empty_trajectory');
+    const noSteps = await post('/v1/trajectories/score', { messages: [{ role: 'user', content: 'map :' }] });
+    expect([noSteps.status, noSteps.body.error.code]).toEqual([422, 'no_steps']);
+    const both = await post('/v1/trajectories/score', { messages: EPISODES[0].messages, segments: [{ text: 'x' }] });
+    expect([both.status, both.body.error.code]).toEqual([400, 'conflicting_fields']);
+  });
+});
+
+describe('POST /v1/attribute', () => {
+  it('blames the argmin of the cumulative advantage, and names its agent', async () => {
+    const failed = EPISODES.filter((e) => !e.success && e.n_actions >= 3).slice(0, 5);
+    expect(failed.length).toBeGreaterThan(0);
+    for (const episode of failed) {
+      const scored = await post('/v1/trajectories/score', { messages: episode.messages });
+      const adv: number[] = scored.body.steps.map((s: any) => s.advantage);
+      let run = 0;
+      const cum = adv.map((a) => (run += a));
+      const expected = cum.indexOf(Math.min(...cum));
+      const res = await post('/v1/attribute', { messages: episode.messages });
+      expect(res.status).toBe(200);
+      expect(res.body.method).toBe('min_cumulative');
+      expect(res.body.position).toBe(expected);
+      expect(res.body.step).toBe(scored.body.steps[expected].index);
+      expect(res.body.agent).toBe('assistant');
+      const sharpest = await post('/v1/attribute', { messages: episode.messages, method: 'sharpest_drop' });
+      expect(sharpest.body.position).toBe(adv.indexOf(Math.min(...adv)));
+    }
+  });
+});
+
+describe('POST /v1/rank', () => {
+  it('scores N candidates like /v1/score and orders them best first', async () => {
+    const prompt = '[user]: map :\n. . . . G\n. # . P .\n. . . . .\n. . P . .\nS . . . .\ngoal 0 4\nat 4 0 , up . down # left # right .\n[assistant]:';
+    const candidates = [' up', ' down', ' left', ' right'];
+    const res = await post('/v1/rank', { prompt, candidates });
+    expect(res.status).toBe(200);
+    for (let i = 0; i < candidates.length; i++) {
+      const alone = await post('/v1/score', { prompt, step: candidates[i] });
+      expect(res.body.scores[i]).toBeCloseTo(alone.body.advantage, 5);
+    }
+    const sorted = [...res.body.scores].sort((a: number, b: number) => b - a);
+    expect(res.body.order.map((i: number) => res.body.scores[i])).toEqual(sorted);
+    expect(res.body.best).toBe(res.body.order[0]);
+  });
+
+  it('ranks message-list candidates by the chosen step aggregate, scoring only the candidates\' messages', async () => {
+    const [user] = EPISODES[0].messages;
+    const candidates = EPISODES.slice(0, 8)
+      .filter((e) => e.messages[0].content === user.content)
+      .map((e) => e.messages.slice(1));
+    const res = await post('/v1/rank', { messages: [user], candidates, step_aggregate: 'mean' });
+    expect(res.status).toBe(200);
+    for (let i = 0; i < candidates.length; i++) {
+      const whole = await post('/v1/trajectories/score', { messages: [user, ...candidates[i]] });
+      expect(res.body.scores[i]).toBeCloseTo(whole.body.aggregates.mean, 5);
+    }
+  });
+});
