@@ -176,10 +176,11 @@ function adaptWhoAndWhen(data: unknown): AdaptedTrajectory {
   if (!Array.isArray(record.history)) throw invalid(F, `missing "history" (a list of {role, content, name?}; got ${describe(record.history)})`);
   const history = record.history.map((entry, i) => whoAndWhenMessage(F, entry, i));
   const question = typeof record.question === 'string' ? record.question.trim() : '';
-  // Hand-Crafted logs already open with the human's question; Algorithm-Generated ones do not.
+  // Hand-Crafted logs already open with the human's question (sometimes longer than the
+  // `question` field, which can be cut short); Algorithm-Generated ones do not.
   const first = history[0];
   const opensWithQuestion =
-    first !== undefined && first.name === undefined && first.role === 'user' && typeof first.content === 'string' && first.content.trim() === question;
+    first !== undefined && first.name === undefined && first.role === 'user' && typeof first.content === 'string' && first.content.trim().startsWith(question);
   const prepend = question !== '' && !opensWithQuestion;
   const messages: Message[] = prepend ? [{ role: 'user', content: question }, ...history] : history;
   const offset = prepend ? 1 : 0;
