@@ -77,6 +77,9 @@ export function buildApp(config: Config, pool: ScorerPool, options: AppOptions =
   });
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-total-time', (reply.elapsedTime).toFixed(3));
+    // While draining, a keep-alive socket left open after its last answer would hold server.close()
+    // (and so the process exit) until keepAliveTimeout; ask the client to close it instead.
+    if (app.drainState.draining) reply.header('connection', 'close');
   });
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';

@@ -202,6 +202,27 @@ describe('pa-server serve as a child process', () => {
     });
   }
 
+  it('SIGTERM while a request is being computed: the request is answered in full, then exit 0', async () => {
+    const perturbed = path.join(tmpRoot, 'llama-drain');
+    perturbModel(LLAMA, perturbed, { scale: 0.3, seed: 23 });
+    // One row per batch: the request below runs as many sequential batches, so it is still in
+    // flight when the signal arrives.
+    const r = startServe(['--policy', perturbed, '--reference', LLAMA, '--max-batch-rows', '1'], await freePort());
+    await waitReady(r);
+    const items = Array.from({ length: 24 }, (_, i) => ({ prompt_ids: [1, ...Array.from({ length: 300 }, (_, t) => 3 + ((t * 31 + i * 7) % 31000))], step_ids: [5 + i, 6, 7] }));
+    const pending = score(r, { items });
+    const batchesStarted = async () => {
+      const text = await (await fetch(`http://127.0.0.1:${r.port}/metrics`)).text();
+      return Number(/^pa_batch_rows_count(?:\{\})? (\d+)$/m.exec(text)?.[1] ?? 0);
+    };
+    while ((await batchesStarted()) < 1) await new Promise((resolve) => setTimeout(resolve, 20));
+    await stop(r);
+    const res = await pending;
+    expect(res.status).toBe(200);
+    expect(res.body.results).toHaveLength(items.length);
+    for (const result of res.body.results) expect(Number.isFinite(result.advantage)).toBe(true);
+  });
+
   it('a port already in use, or a missing model directory: one clear line on stderr and exit 1', async () => {
     const holder = net.createServer();
     const port = await new Promise<number>((resolve) => holder.listen(0, '127.0.0.1', () => resolve((holder.address() as net.AddressInfo).port)));
