@@ -396,7 +396,7 @@ describe('limits: truncation, bad input and a full queue', () => {
       [{ prompt_ids: [BOS_ID], step_ids: [5], beta: 0 }, 422, 'invalid_beta'],
       [{ prompt_ids: [BOS_ID], step_ids: [5], beta: -1 }, 422, 'invalid_beta'],
       [{ prompt_ids: [BOS_ID] }, 400, 'missing_step'],
-      [{ prompt_ids: [BOS_ID], step_ids: [5], surprise: 1 }, 400, 'invalid_request'],
+      [{ prompt_ids: [BOS_ID], step_ids: [5], surprise: 1 }, 400, 'unknown_field'],
       [{ prompt_ids: [BOS_ID], step_ids: [5.5] }, 400, 'invalid_request'],
       [{ prompt: 'wa', step_ids: [5] }, 400, 'conflicting_fields'],
     ];
