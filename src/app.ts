@@ -7,8 +7,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { apiKeyAuth, requiresApiKey } from './api/auth.js';
 import { errorHandling } from './api/errors.js';
+import { infoRoutes } from './api/info.js';
 import { healthRoutes } from './api/health.js';
 import { modelRoutes } from './api/models.js';
 import { ErrorBody } from './api/schemas.js';
@@ -22,7 +24,15 @@ import type { ScorerPool } from './pool.js';
 
 export interface AppOptions {
   metrics?: Metrics;
-  logger?: FastifyServerOptions['logger'] | false;
+  /** Fastify logger options, or a ready pino logger (cli.ts passes one). */
+  logger?: FastifyServerOptions['logger'] | FastifyBaseLogger | false;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Sequences this request sent to the engine (set by runScoring), for the request log line. */
+    scoredRows?: number;
+  }
 }
 
 export interface App extends FastifyInstance {
@@ -47,6 +57,21 @@ function openapiOptions() {
         { name: 'info', description: 'Scorers and limits' },
         { name: 'ops', description: 'Health and readiness' },
       ],
+      components: {
+        securitySchemes: {
+          apiKey: {
+            type: 'http' as const,
+            scheme: 'bearer',
+            description: 'Needed only when the server runs with --api-key / PA_API_KEY / --api-key-file',
+          },
+        },
+      },
+    },
+    // Routes behind the API key carry bearer security and its 401 in the document (src/api/auth.ts decides).
+    transform: ({ schema, url }: { schema: any; url: string }) => {
+      if (!requiresApiKey(url) || schema?.hide) return { schema, url };
+      const response = { ...(schema.response ?? {}), 401: { $ref: 'ErrorBody' } };
+      return { schema: { ...schema, security: [{ apiKey: [] }], response }, url };
     },
   };
 }
@@ -55,8 +80,11 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export function buildApp(config: Config, pool: ScorerPool, options: AppOptions = {}): App {
   const metrics = options.metrics ?? new Metrics();
+  const logger = options.logger;
+  const isLoggerInstance = typeof logger === 'object' && logger !== null && typeof (logger as FastifyBaseLogger).child === 'function';
   const app = Fastify({
-    logger: options.logger ?? false,
+    // fastify 5 takes a ready logger only as loggerInstance.
+    ...(isLoggerInstance ? { loggerInstance: logger as FastifyBaseLogger } : { logger: (logger as FastifyServerOptions['logger']) ?? false }),
     bodyLimit: config.body_limit,
     disableRequestLogging: true,
     // An honest contract: no type coercion, no silently dropped fields.
@@ -75,6 +103,7 @@ export function buildApp(config: Config, pool: ScorerPool, options: AppOptions =
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
+  apiKeyAuth(app, config);
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-total-time', (reply.elapsedTime).toFixed(3));
     // While draining, a keep-alive socket left open after its last answer would hold server.close()
@@ -94,6 +123,8 @@ export function buildApp(config: Config, pool: ScorerPool, options: AppOptions =
         total_ms: Number(reply.elapsedTime.toFixed(3)),
         queue_ms: Number(reply.getHeader('x-queue-time') ?? 0) || undefined,
         inference_ms: Number(reply.getHeader('x-inference-time') ?? 0) || undefined,
+        tokenization_ms: Number(reply.getHeader('x-tokenization-time') ?? 0) || undefined,
+        rows: request.scoredRows,
       },
       'request',
     );
@@ -101,7 +132,15 @@ export function buildApp(config: Config, pool: ScorerPool, options: AppOptions =
 
   // swagger first: its onRoute hook must see every route registered after it.
   app.register(swagger, openapiOptions());
-  app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { deepLinking: false }, staticCSP: true });
+  app.register(swaggerUi, {
+    routePrefix: '/docs',
+    uiConfig: { deepLinking: false },
+    // Offline: every asset is served from /docs/static; the policy allows nothing else (no CDN, no
+    // validator.swagger.io) and does not upgrade to https, which would break plain-HTTP sidecars.
+    staticCSP:
+      "default-src 'self'; base-uri 'self'; connect-src 'self'; font-src 'self' data:; frame-ancestors 'self'; " +
+      "img-src 'self' data:; object-src 'none'; script-src 'self'; script-src-attr 'none'; style-src 'self'",
+  });
   app.register(async (scoped) => healthRoutes(scoped, ctx, app.drainState));
   app.register(async (scoped) => {
     scoped.addHook('onRequest', async () => {
@@ -112,6 +151,7 @@ export function buildApp(config: Config, pool: ScorerPool, options: AppOptions =
     scoreRoutes(scoped, ctx);
     trajectoryRoutes(scoped, ctx);
     modelRoutes(scoped, ctx);
+    infoRoutes(scoped, ctx);
   });
 
   app.register(async (scoped) => {

@@ -4,11 +4,12 @@
  * Every serve flag is also an environment variable PA_<NAME> (e.g. PA_MAX_BATCH_TOKENS).
  */
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
 import pino from 'pino';
 import { buildApp } from './app.js';
-import { ConfigError, defaultConfig, readConfigFile, redactConfig, validateConfig, type Config } from './config.js';
+import { ConfigError, defaultConfig, readConfigFile, redactConfig, resolveApiKey, validateConfig, type Config } from './config.js';
 import { Metrics } from './metrics.js';
 import { ScorerPool } from './pool.js';
 
@@ -21,6 +22,12 @@ const num = (v: string) => {
   const n = Number(v);
   if (!Number.isFinite(n)) throw new Error(`not a number: ${v}`);
   return n;
+};
+
+const bool = (v: string) => {
+  if (/^(1|true|yes|on)$/i.test(v)) return true;
+  if (/^(0|false|no|off)$/i.test(v)) return false;
+  throw new Error(`not a boolean: ${v}`);
 };
 
 /** Flag name → config key; each flag also reads PA_<FLAG_IN_CAPS>. */
@@ -41,6 +48,9 @@ const SERVE_FLAGS: [flag: string, key: keyof Config | null, description: string,
   ['--max-items <n>', 'max_items', 'items per request (default 256)', int],
   ['--body-limit <bytes>', 'body_limit', 'request body limit in bytes (default 8 MiB)', int],
   ['--log-level <level>', 'log_level', 'fatal, error, warn, info, debug, trace or silent (default info)'],
+  ['--api-key <key>', 'api_key', 'require "Authorization: Bearer <key>" on /v1/*, /score and /ui (prefer --api-key-file: flags show in ps)'],
+  ['--api-key-file <file>', 'api_key_file', 'file holding the API key (e.g. a mounted secret)'],
+  ['--auth-metrics [bool]', 'auth_metrics', 'require the API key on /metrics too (default false)', bool],
   ['--config <file>', null, 'YAML or JSON config file with several named scorers'],
 ];
 
@@ -84,11 +94,35 @@ export function configFromOptions(opts: Record<string, unknown>, given: (key: st
       ...(given('beta') ? { beta: opts.beta } : {}),
     };
   }
-  return validateConfig(config);
+  // A key given by flag or environment replaces the config file's key, whichever way the file gave it.
+  if (given('apiKey') && !given('apiKeyFile')) delete config.api_key_file;
+  if (given('apiKeyFile') && !given('apiKey')) delete config.api_key;
+  return resolveApiKey(validateConfig(config));
+}
+
+/**
+ * The process logger: pino JSON lines on stdout; pino-pretty only when stdout is a terminal and
+ * the package is installed. The Authorization header is redacted wherever a logged object holds it.
+ */
+export function createLogger(level: string, destination?: pino.DestinationStream): pino.Logger {
+  const options: pino.LoggerOptions = {
+    level,
+    redact: { paths: ['req.headers.authorization', 'headers.authorization', 'api_key', 'config.api_key'], censor: '[redacted]' },
+  };
+  if (destination) return pino(options, destination);
+  if (process.stdout.isTTY) {
+    try {
+      createRequire(import.meta.url).resolve('pino-pretty');
+      return pino({ ...options, transport: { target: 'pino-pretty' } });
+    } catch {
+      // not installed: plain JSON
+    }
+  }
+  return pino(options);
 }
 
 async function serve(config: Config): Promise<void> {
-  const logger = pino({ level: config.log_level, redact: ['req.headers.authorization', 'api_key'] });
+  const logger = createLogger(config.log_level);
   logger.info({ config: redactConfig(config) }, 'effective configuration');
   const metrics = new Metrics();
   const pool = new ScorerPool(config, (name) => metrics.engineObserver(name));
@@ -108,9 +142,12 @@ async function serve(config: Config): Promise<void> {
     await app.close();
     process.exit(1);
   }
+  metrics.recordModels(pool.list());
   for (const s of pool.list()) {
     for (const [role, info] of [['policy', s.engine.policyInfo], ['reference', s.engine.referenceInfo]] as const) {
-      metrics.modelInfo.set({ scorer: s.name, role, file: info.file, sha256: info.sha256, device: info.provider }, 1);
+      if (s.device === 'auto' && !info.provider.startsWith('cuda')) {
+        logger.warn({ scorer: s.name, role, device: s.device, provider: info.provider }, 'device auto: the CUDA execution provider is unavailable; falling back to CPU');
+      }
       const worker = role === 'policy' ? s.engine.policy : s.engine.reference;
       worker.on('down', (code) => {
         metrics.workerRestarts.inc({ scorer: s.name, role });
@@ -165,7 +202,9 @@ export function buildCli(): Command {
     .action((file: string) => {
       try {
         const config = configFromOptions({ config: file }, () => false);
-        process.stdout.write(`${file}: ok (${config.scorers.length} scorer(s): ${config.scorers.map((s) => s.name).join(', ')})\n`);
+        // The effective config (defaults filled in, paths resolved), secrets redacted.
+        process.stdout.write(`${JSON.stringify(redactConfig(config), null, 2)}\n`);
+        process.stderr.write(`${file}: ok (${config.scorers.length} scorer(s): ${config.scorers.map((s) => s.name).join(', ')})\n`);
       } catch (err) {
         process.stderr.write(`pa-server: ${(err as Error).message}\n`);
         process.exit(1);

@@ -51,6 +51,10 @@ export const ConfigSchema = Type.Object(
     body_limit: Type.Integer({ minimum: 1024 }),
     log_level: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l))),
     api_key: Type.Optional(Type.String({ minLength: 1 })),
+    /** A file holding the API key (a mounted secret); read once at start-up into api_key. */
+    api_key_file: Type.Optional(Type.String({ minLength: 1 })),
+    /** Require the API key on /metrics too (default: /metrics is open, like /health and /ready). */
+    auth_metrics: Type.Optional(Type.Boolean()),
     scorers: Type.Array(ScorerConfigSchema, { minItems: 1 }),
   },
   { additionalProperties: false },
@@ -100,6 +104,7 @@ export function readConfigFile(file: string): Partial<Config> {
     throw new ConfigError(`${file}: the config must be a mapping`);
   }
   const base = path.dirname(path.resolve(file));
+  if (typeof data.api_key_file === 'string') data.api_key_file = path.resolve(base, data.api_key_file);
   if (Array.isArray(data.scorers)) {
     data.scorers = data.scorers.map((s: any) => {
       if (typeof s !== 'object' || s === null) return s;
@@ -125,6 +130,27 @@ export function validateConfig(candidate: unknown): Config {
     names.add(s.name);
   }
   return candidate;
+}
+
+/**
+ * Reads `api_key_file` into `api_key` (trailing newline dropped, as secrets files usually end in one).
+ * A key given both ways is ambiguous, so it is an error rather than a silent choice.
+ */
+export function resolveApiKey(config: Config): Config {
+  if (config.api_key_file === undefined) return config;
+  if (config.api_key !== undefined) {
+    throw new ConfigError('invalid configuration: /api_key and /api_key_file are both set; give the key one way');
+  }
+  let key: string;
+  try {
+    key = fs.readFileSync(config.api_key_file, 'utf8').replace(/\r?\n$/, '');
+  } catch (err) {
+    throw new ConfigError(`invalid configuration: /api_key_file: cannot read ${config.api_key_file} (${(err as Error).message})`);
+  }
+  if (key.length === 0 || /[\r\n]/.test(key)) {
+    throw new ConfigError(`invalid configuration: /api_key_file: ${config.api_key_file} must hold one non-empty line`);
+  }
+  return { ...config, api_key: key };
 }
 
 /** The config with secrets replaced, for the start-up log line. */

@@ -4,6 +4,7 @@
  */
 import client from 'prom-client';
 import type { EngineObserver } from './engine/scorer.js';
+import type { SessionInfo } from './engine/session.js';
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
@@ -90,10 +91,26 @@ export class Metrics {
   });
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
-    if (options.defaultMetrics ?? true) client.collectDefaultMetrics({ register: this.registry, prefix: 'pa_' });
+    if (options.defaultMetrics ?? true) {
+      client.collectDefaultMetrics({ register: this.registry, prefix: 'pa_' });
+      // prom-client names three gauges *_total, which Prometheus reserves for counters (promtool
+      // rejects them); each is the sum over `type` of the gauge of the same name without _total.
+      for (const name of ['active_handles', 'active_requests', 'active_resources']) {
+        this.registry.removeSingleMetric(`pa_nodejs_${name}_total`);
+      }
+    }
   }
 
   private readonly queuedPerScorer = new Map<string, number>();
+
+  /** pa_model_info: one series (value 1) per loaded model file, once the pool has loaded. */
+  recordModels(scorers: readonly { name: string; engine: { policyInfo: SessionInfo; referenceInfo: SessionInfo } }[]): void {
+    for (const s of scorers) {
+      for (const [role, info] of [['policy', s.engine.policyInfo], ['reference', s.engine.referenceInfo]] as const) {
+        this.modelInfo.set({ scorer: s.name, role, file: info.file, sha256: info.sha256, device: info.provider }, 1);
+      }
+    }
+  }
 
   /** One scorer's view of the metrics: no prom-client types cross into engine/. */
   engineObserver(scorer: string): EngineObserver {

@@ -40,6 +40,7 @@ export async function runScoring(
   const deadline = deadlineOf(request);
   const t0 = performance.now();
   const sequences = compile();
+  request.scoredRows = (request.scoredRows ?? 0) + sequences.length;
   const tokenizationSeconds = (performance.now() - t0) / 1000;
   ctx.metrics.tokenization.observe(tokenizationSeconds);
   reply.header('x-tokenization-time', ms(tokenizationSeconds));
