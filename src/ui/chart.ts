@@ -1,0 +1,107 @@
+/// <reference lib="dom" />
+/**
+ * A hand-drawn SVG line chart: one series of per-step values (points joined by a line) and,
+ * optionally, their running sum (dashed), against the step position on x. The attributed step
+ * is marked with a vertical band. The SVG scales with its container (viewBox), and carries a
+ * text description for screen readers; each point has a <title> for hover.
+ */
+import { HIGH_STRONG, LOW_STRONG, formatNumber } from './scale.js';
+
+const SVG_NS = 'http://www.w3.org/2000/svg';
+
+export interface ChartSeries {
+  label: string;
+  values: number[];
+}
+
+export interface ChartSpec {
+  /** x labels: the step's message index, shown under each point. */
+  stepLabels: string[];
+  primary: ChartSeries;
+  cumulative?: ChartSeries;
+  /** Position (index into the series) of the highlighted step, if any. */
+  highlight?: number;
+  highlightLabel?: string;
+  /** Points below it are drawn orange, above it purple (0 for advantages, the mean for baselines). */
+  midpoint?: number;
+}
+
+function el<K extends keyof SVGElementTagNameMap>(name: K, attrs: Record<string, string | number>, text?: string): SVGElementTagNameMap[K] {
+  const node = document.createElementNS(SVG_NS, name);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+/** About five round tick values covering [lo, hi]. */
+export function niceTicks(lo: number, hi: number, count = 5): number[] {
+  if (!(hi > lo)) return [lo];
+  const raw = (hi - lo) / count;
+  const power = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= raw) ?? 10 * power;
+  const ticks: number[] = [];
+  for (let t = Math.ceil(lo / step) * step; t <= hi + step * 1e-9; t += step) ticks.push(Math.abs(t) < step * 1e-9 ? 0 : t);
+  return ticks;
+}
+
+export function drawChart(container: HTMLElement, spec: ChartSpec): void {
+  const width = 720;
+  const height = 260;
+  const margin = { top: 16, right: 16, bottom: 40, left: 64 };
+  const n = spec.primary.values.length;
+  const all = [...spec.primary.values, ...(spec.cumulative?.values ?? []), 0].filter(Number.isFinite);
+  let lo = Math.min(...all);
+  let hi = Math.max(...all);
+  if (hi === lo) {
+    lo -= 1;
+    hi += 1;
+  }
+  const pad = (hi - lo) * 0.08;
+  lo -= pad;
+  hi += pad;
+  const plotW = width - margin.left - margin.right;
+  const plotH = height - margin.top - margin.bottom;
+  const x = (i: number) => margin.left + (n <= 1 ? plotW / 2 : (i / (n - 1)) * plotW);
+  const y = (v: number) => margin.top + ((hi - v) / (hi - lo)) * plotH;
+
+  const svg = el('svg', { viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-labelledby': 'chart-title chart-desc', class: 'chart-svg' });
+  svg.append(el('title', { id: 'chart-title' }, `${spec.primary.label} per step${spec.cumulative ? ` and ${spec.cumulative.label}` : ''}`));
+  const lowest = spec.primary.values.reduce((best, v, i) => (v < spec.primary.values[best] ? i : best), 0);
+  const description =
+    `${n} steps. ${spec.primary.label} ranges from ${formatNumber(Math.min(...spec.primary.values))} to ${formatNumber(Math.max(...spec.primary.values))}; ` +
+    `the lowest is at step ${spec.stepLabels[lowest] ?? lowest}.` +
+    (spec.cumulative ? ` ${spec.cumulative.label} ends at ${formatNumber(spec.cumulative.values[n - 1])}.` : '') +
+    (spec.highlight !== undefined ? ` Highlighted: step ${spec.stepLabels[spec.highlight]} (${spec.highlightLabel ?? ''}).` : '');
+  svg.append(el('desc', { id: 'chart-desc' }, description));
+
+  if (spec.highlight !== undefined && spec.highlight >= 0 && spec.highlight < n) {
+    const bandW = n <= 1 ? plotW : Math.max(8, plotW / (n - 1) / 2);
+    svg.append(el('rect', { class: 'chart-highlight', x: x(spec.highlight) - bandW / 2, y: margin.top, width: bandW, height: plotH }));
+  }
+
+  const axes = el('g', { class: 'chart-axes', 'aria-hidden': 'true' });
+  for (const t of niceTicks(lo, hi)) {
+    axes.append(el('line', { class: t === 0 ? 'chart-zero' : 'chart-grid', x1: margin.left, x2: width - margin.right, y1: y(t), y2: y(t) }));
+    axes.append(el('text', { class: 'chart-tick', x: margin.left - 6, y: y(t) + 4, 'text-anchor': 'end' }, formatNumber(t)));
+  }
+  const labelEvery = Math.max(1, Math.ceil(n / 16));
+  spec.stepLabels.forEach((label, i) => {
+    if (i % labelEvery === 0 || i === n - 1) axes.append(el('text', { class: 'chart-tick', x: x(i), y: height - margin.bottom + 16, 'text-anchor': 'middle' }, label));
+  });
+  axes.append(el('text', { class: 'chart-axis-label', x: margin.left + plotW / 2, y: height - 6, 'text-anchor': 'middle' }, 'step (message index)'));
+  svg.append(axes);
+
+  const path = (values: number[]) => values.map((v, i) => `${i === 0 ? 'M' : 'L'}${x(i).toFixed(1)},${y(v).toFixed(1)}`).join(' ');
+  if (spec.cumulative) {
+    svg.append(el('path', { class: 'chart-line chart-cumulative', d: path(spec.cumulative.values), stroke: HIGH_STRONG }));
+  }
+  svg.append(el('path', { class: 'chart-line chart-primary', d: path(spec.primary.values), stroke: '#333' }));
+  const points = el('g', { class: 'chart-points' });
+  spec.primary.values.forEach((v, i) => {
+    const dot = el('circle', { cx: x(i), cy: y(v), r: 4.5, fill: v < (spec.midpoint ?? 0) ? LOW_STRONG : HIGH_STRONG, class: 'chart-point', 'data-position': i });
+    dot.append(el('title', {}, `step ${spec.stepLabels[i]}: ${spec.primary.label} ${formatNumber(v)}${spec.cumulative ? `, ${spec.cumulative.label} ${formatNumber(spec.cumulative.values[i])}` : ''}`));
+    points.append(dot);
+  });
+  svg.append(points);
+  container.replaceChildren(svg);
+}
