@@ -16,6 +16,7 @@ import { modelRoutes } from './api/models.js';
 import { ErrorBody } from './api/schemas.js';
 import { scoreRoutes } from './api/score.js';
 import { trajectoryRoutes } from './api/trajectories.js';
+import { uiRoutes } from './api/ui.js';
 import type { RouteContext } from './api/context.js';
 import { PACKAGE_ROOT, type Config } from './config.js';
 import { ServiceError } from './errors.js';
@@ -163,6 +164,7 @@ export function buildApp(config: Config, pool: ScorerPool, options: AppOptions =
       reply.type('application/yaml');
       return fs.readFileSync(path.join(PACKAGE_ROOT, 'openapi.yaml'), 'utf8');
     });
+    uiRoutes(scoped);
   });
   return app;
 }
