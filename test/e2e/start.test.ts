@@ -202,20 +202,37 @@ describe('pa-server serve as a child process', () => {
     });
   }
 
-  it('SIGTERM while a request is being computed: the request is answered in full, then exit 0', async () => {
+  it('a client that goes away is dropped from the queue; SIGTERM during a request answers it in full, then exit 0', async () => {
     const perturbed = path.join(tmpRoot, 'llama-drain');
     perturbModel(LLAMA, perturbed, { scale: 0.3, seed: 23 });
-    // One row per batch: the request below runs as many sequential batches, so it is still in
-    // flight when the signal arrives.
+    // One row per batch: each request below runs as many sequential batches, so it is still in
+    // flight when the client leaves or the signal arrives.
     const r = startServe(['--policy', perturbed, '--reference', LLAMA, '--max-batch-rows', '1'], await freePort());
     await waitReady(r);
     const items = Array.from({ length: 24 }, (_, i) => ({ prompt_ids: [1, ...Array.from({ length: 300 }, (_, t) => 3 + ((t * 31 + i * 7) % 31000))], step_ids: [5 + i, 6, 7] }));
-    const pending = score(r, { items });
-    const batchesStarted = async () => {
+    const metric = async (re: RegExp) => {
       const text = await (await fetch(`http://127.0.0.1:${r.port}/metrics`)).text();
-      return Number(/^pa_batch_rows_count(?:\{\})? (\d+)$/m.exec(text)?.[1] ?? 0);
+      return Number(re.exec(text)?.[1] ?? 0);
     };
-    while ((await batchesStarted()) < 1) await new Promise((resolve) => setTimeout(resolve, 20));
+    const batchesStarted = () => metric(/^pa_batch_rows_count(?:\{\})? (\d+)$/m);
+    const droppedClientGone = () => metric(/^pa_dropped_requests_total\{reason="client_gone"\} (\d+)$/m);
+    const sleep = () => new Promise((resolve) => setTimeout(resolve, 20));
+
+    const abort = new AbortController();
+    const abandoned = fetch(`http://127.0.0.1:${r.port}/v1/score`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ items }),
+      signal: abort.signal,
+    }).catch((err: Error) => err);
+    while ((await batchesStarted()) < 1) await sleep();
+    abort.abort();
+    expect(await abandoned).toBeInstanceOf(Error);
+    while ((await droppedClientGone()) < 1) await sleep();
+
+    const before = await batchesStarted();
+    const pending = score(r, { items });
+    while ((await batchesStarted()) <= before) await sleep();
     await stop(r);
     const res = await pending;
     expect(res.status).toBe(200);
