@@ -11,6 +11,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServ
 import { apiKeyAuth, requiresApiKey } from './api/auth.js';
 import { errorHandling } from './api/errors.js';
 import { infoRoutes } from './api/info.js';
+import { jsonBodyParser } from './api/json-body.js';
 import { healthRoutes } from './api/health.js';
 import { modelRoutes } from './api/models.js';
 import { ErrorBody } from './api/schemas.js';
@@ -100,6 +101,7 @@ export function buildApp(config: Config, pool: ScorerPool, options: AppOptions =
 
   app.addSchema(ErrorBody);
   errorHandling(app, metrics);
+  jsonBodyParser(app);
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);

@@ -15,10 +15,30 @@ const FASTIFY_CODES: Record<string, [number, string]> = {
   FST_ERR_CTP_INVALID_JSON_BODY: [400, 'malformed_json'],
 };
 
+/**
+ * Schema failures: an unknown field is 400 `unknown_field` on every route (the schemas are
+ * closed with additionalProperties: false, so a misspelt option is never silently ignored); a
+ * list over its maxItems (items, candidates, messages) is 413 `too_many_items`; the rest 400
+ * `invalid_request`. ajv stops at the first error (allErrors: false), so that one decides.
+ */
+function validationReply(fe: FastifyError): { status: number; code: string; message: string; headers: Record<string, string> } {
+  const first = fe.validation![0];
+  const where = first?.instancePath ? first.instancePath : 'the top level';
+  if (first?.keyword === 'additionalProperties') {
+    // Capped: the name is client text and could be as long as the body.
+    const field = String((first.params as { additionalProperty?: unknown }).additionalProperty).slice(0, 100);
+    return { status: 400, code: 'unknown_field', message: `unknown field ${JSON.stringify(field)} at ${where}`, headers: {} };
+  }
+  if (first?.keyword === 'maxItems') {
+    return { status: 413, code: 'too_many_items', message: `${where} ${first.message}`, headers: {} };
+  }
+  return { status: 400, code: 'invalid_request', message: fe.message, headers: {} };
+}
+
 export function toErrorReply(err: FastifyError | Error): { status: number; code: string; message: string; headers: Record<string, string> } {
   if (err instanceof ServiceError) return { status: err.status, code: err.code, message: err.message, headers: err.headers };
   const fe = err as FastifyError;
-  if (fe.validation) return { status: 400, code: 'invalid_request', message: fe.message, headers: {} };
+  if (fe.validation) return validationReply(fe);
   const mapped = fe.code ? FASTIFY_CODES[fe.code] : undefined;
   if (mapped) return { status: mapped[0], code: mapped[1], message: fe.message, headers: {} };
   if (err instanceof SyntaxError || (fe.statusCode === 400 && /JSON/i.test(fe.message))) {

@@ -94,6 +94,13 @@ export class ScorerEngine {
   }
 
   private async forward(batch: EngineBatch): Promise<BatchOutputs> {
+    // No scored position (every step of every row truncated away): nothing to compute, and
+    // the policy session's stats head on zero rows dies of SIGFPE inside onnxruntime, taking the
+    // whole process down (a native fault, not a worker error).
+    if (batch.gatherIndex.length === 0) {
+      const none = () => new Float32Array(0);
+      return { policy: none(), reference: none(), entropy: none(), meanLogprob: none(), topkMean: none() };
+    }
     const timed = async (worker: EngineWorker, role: 'policy' | 'reference') => {
       const t0 = performance.now();
       const out = await worker.run(batch);
