@@ -333,6 +333,31 @@ describe('real exports against perturbed copies: log-ratio equals float64 log-so
     });
   }
 
+  for (const [model, vocab] of [
+    ['llama', 32000],
+    ['gpt2', 1000],
+  ] as const) {
+    it(`${model}: padding never changes a value — 16 items of different lengths in one request equal each scored alone (1e-5)`, async () => {
+      const items = Array.from({ length: 16 }, (_, i) => ({
+        prompt_ids: pseudoIds(2 + i * 5, 400 + i, 3, vocab),
+        step_ids: pseudoIds(1 + (i % 6), 500 + i, 3, vocab),
+      }));
+      const together = await post(service.app, { model, items, return_tokens: true });
+      expect(together.status).toBe(200);
+      for (const [i, item] of items.entries()) {
+        const alone = await post(service.app, { model, ...item, return_tokens: true });
+        expect(alone.status).toBe(200);
+        const a = alone.body.tokens as any[];
+        const b = together.body.results[i].tokens as any[];
+        expect(b.map((t) => t.id)).toEqual(item.step_ids);
+        a.forEach((t, k) => {
+          expect(Math.abs(b[k].policy_logprob - t.policy_logprob)).toBeLessThan(1e-5);
+          expect(Math.abs(b[k].reference_logprob - t.reference_logprob)).toBeLessThan(1e-5);
+        });
+      }
+    });
+  }
+
   it('gpt2: the tokenizer is larger than the model (BOS 50256 of a 1000-id model): the pair is served, text that maps outside is a 422', async () => {
     const res = await post(service.app, { model: 'gpt2', prompt: 'Hello', step: ' world' });
     expect(res.status).toBe(422);
