@@ -23,6 +23,8 @@ export interface SessionSpec {
   stats: boolean;
   device: string;
   intraOpThreads: number;
+  /** ORT allocator switches (bench/levers.ts measures them); ORT's defaults when absent. */
+  memory?: { enableCpuMemArena?: boolean; enableMemPattern?: boolean };
 }
 
 export interface SessionInfo extends HeadInfo {
@@ -107,6 +109,7 @@ export class ScoringSession {
           executionProviders: providers,
           intraOpNumThreads: spec.intraOpThreads,
           interOpNumThreads: 1,
+          ...spec.memory,
           graphOptimizationLevel: 'all',
           externalData,
         });
