@@ -1,7 +1,12 @@
 # syntax=docker/dockerfile:1
-# progress-advantage-server. CPU (default):   docker build -t pa-server .
-#                           CUDA 12:          docker build --build-arg VARIANT=cuda -t pa-server:cuda .
-# The build stage runs the same install and build commands as .ci/run (test/docker/dockerfile.test.ts checks it).
+# progress-advantage-server. CPU (default):   docker build -t progress-advantage-server:0.1.0 .
+#                           CUDA 12:          docker build --build-arg VARIANT=cuda -t progress-advantage-server:0.1.0-cuda .
+# Run (embedded default pair, no mount):      docker run --rm -p 8080:8080 progress-advantage-server:0.1.0
+# Run your own pair, mounted at /models:      docker run --rm -p 8080:8080 -v "$PWD/models:/models:ro" \
+#     -e PA_POLICY=/models/policy -e PA_REFERENCE=/models/reference progress-advantage-server:0.1.0
+# Several scorers: -v "$PWD/models:/models:ro" -e PA_CONFIG=/models/config.yaml (paths in it relative to the file).
+# CUDA image: docker run --gpus all ... progress-advantage-server:0.1.0-cuda serve --device cuda
+# The build stage runs the same install and build commands as .ci/run (test/deploy/dockerfile.test.ts checks it).
 ARG VARIANT=cpu
 ARG NODE_IMAGE=node:20-bookworm-slim
 ARG CUDA_IMAGE=nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04
@@ -35,6 +40,8 @@ COPY --chown=node:node package.json openapi.yaml ./
 # The embedded default pair: served with no mount. Mount your own at /models and pass
 # --policy /models/<policy> --reference /models/<reference> (or PA_CONFIG=/models/config.yaml).
 COPY --chown=node:node models ./models
+# The mount point for your own models (empty in the image; PA_POLICY / PA_REFERENCE / PA_CONFIG point into it).
+RUN mkdir -p /models && chown node:node /models
 USER node
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
