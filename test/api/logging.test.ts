@@ -2,7 +2,8 @@
  * Request logs: the process logger (createLogger from src/cli.ts) writing into a captured
  * stream, the app built with it and the embedded default pair loaded. One JSON line per request
  * with its id, route, status, timings and scored rows; never the body, never the Authorization
- * header's value, even when a client sends them; the level gates the lines.
+ * header's value, even when a client sends them; the level gates the lines. Also the TEI-style
+ * timing headers and x-request-id that the log line shares its values with.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp, type App } from '../../src/app.js';
@@ -95,6 +96,33 @@ describe('request log lines', () => {
     const { app, lines } = await appLoggingTo('warn');
     expect((await app.inject({ method: 'GET', url: '/health' })).statusCode).toBe(200);
     expect(lines()).toEqual([]);
+  });
+
+  it('TEI-style timing headers in ms, and x-request-id echoed when valid, generated otherwise', async () => {
+    const { app } = await appLoggingTo('silent');
+    const res = await app.inject({
+      method: 'POST',
+      url: '/v1/score',
+      headers: { ...auth, 'x-request-id': 'trace-42.a:b_c' },
+      payload: { items: [{ prompt: 'map goal', step: 'up' }, { prompt: 'map', step: 'left right' }] },
+    });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['x-request-id']).toBe('trace-42.a:b_c');
+    const ms = (name: string) => {
+      const value = String(res.headers[name]);
+      expect(value, name).toMatch(/^\d+\.\d{3}$/);
+      return Number(value);
+    };
+    const total = ms('x-total-time');
+    // Tokenization, queueing and the forward passes are consecutive parts of the request (3-decimal rounding aside).
+    expect(ms('x-tokenization-time') + ms('x-queue-time') + ms('x-inference-time')).toBeLessThanOrEqual(total + 0.002);
+    expect(ms('x-inference-time')).toBeGreaterThan(0);
+
+    const generated = await app.inject({ method: 'GET', url: '/health' });
+    expect(generated.headers['x-request-id']).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+    expect(String(generated.headers['x-total-time'])).toMatch(/^\d+\.\d{3}$/);
+    const invalid = await app.inject({ method: 'GET', url: '/health', headers: { 'x-request-id': 'has spaces\tand tabs' } });
+    expect(invalid.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
   });
 
   it('an object holding the Authorization header is redacted by the logger itself', () => {
