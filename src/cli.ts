@@ -12,6 +12,7 @@ import { buildApp } from './app.js';
 import { ConfigError, defaultConfig, readConfigFile, redactConfig, resolveApiKey, validateConfig, type Config } from './config.js';
 import { Metrics } from './metrics.js';
 import { ScorerPool } from './pool.js';
+import { addOfflineCommands } from './offline/commands.js';
 
 const int = (v: string) => {
   const n = Number(v);
@@ -210,6 +211,8 @@ export function buildCli(): Command {
         process.exit(1);
       }
     });
+  // `score` and `eval`: the trajectory pipeline offline, with serve's model flags.
+  addOfflineCommands(program, { serveFlags: SERVE_FLAGS, envName, configFromOptions });
   return program;
 }
 

@@ -1,0 +1,114 @@
+/**
+ * The offline subcommands, `pa-server score` and `pa-server eval`, registered on the CLI program.
+ * cli.ts passes in its serve flags and config resolution so the model flags mean the same thing
+ * (and read the same PA_* environment variables) in every command.
+ */
+import { Command, Option } from 'commander';
+import type { Config } from '../config.js';
+import { TRAJECTORY_FORMATS } from '../text/adapters.js';
+import { EVAL_TASKS, runEvalCommand } from './eval.js';
+import { runScoreCommand, type ScoreRequestOptions } from './score-file.js';
+
+type Flag = [flag: string, key: keyof Config | null, description: string, parse?: (v: string) => unknown];
+
+export interface OfflineCommandDeps {
+  serveFlags: readonly Flag[];
+  envName(flag: string): string;
+  configFromOptions(opts: Record<string, unknown>, given: (key: string) => boolean): Config;
+}
+
+/** The serve flags that choose and run the models; the HTTP ones do not apply offline. */
+const SCORER_FLAGS = [
+  '--policy',
+  '--reference',
+  '--tokenizer',
+  '--beta',
+  '--name',
+  '--device',
+  '--threads',
+  '--max-batch-tokens',
+  '--max-batch-rows',
+  '--max-wait-ms',
+  '--config',
+];
+
+const positiveInt = (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`not a positive integer: ${v}`);
+  return n;
+};
+const nonNegativeInt = (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`not an integer ≥ 0: ${v}`);
+  return n;
+};
+
+export function addOfflineCommands(program: Command, deps: OfflineCommandDeps): void {
+  const score = program
+    .command('score')
+    .description('score trajectories from a .json/.jsonl file or a directory offline, one JSON line each (resumable)')
+    .requiredOption('--input <path>', 'a .json or .jsonl file, or a directory of them (Who&When ships one JSON per case)')
+    .addOption(new Option('--format <format>', 'format of the records').choices([...TRAJECTORY_FORMATS]).makeOptionMandatory())
+    .requiredOption('--output <file>', 'JSONL to append to; ids already scored there are skipped')
+    .option('--model <name>', 'scorer to use when the config names several (default: "default", else the first)')
+    .option('--baselines', 'also compute the confidence baselines (needed for their rows in eval)')
+    .addOption(new Option('--render <mode>', 'message rendering').choices(['plain', 'chat_template']))
+    .addOption(new Option('--token-aggregate <how>', 'token aggregate of a step').choices(['sum', 'mean', 'min', 'max', 'last']))
+    .option('--no-truncate', 'refuse (error line) a trajectory longer than the model instead of left-truncating it')
+    .option('--concurrency <n>', 'trajectories in flight at once; the batcher batches them (default 32)', positiveInt)
+    .addOption(new Option('--progress <mode>', 'progress display (auto: a bar on a terminal, lines otherwise)').choices(['auto', 'bar', 'lines', 'none']).default('auto'));
+  for (const [flag, , description, parse] of deps.serveFlags) {
+    if (!SCORER_FLAGS.includes(flag.split(' ')[0])) continue;
+    const option = new Option(flag, description).env(deps.envName(flag));
+    if (parse) option.argParser(parse as (v: string) => unknown);
+    score.addOption(option);
+  }
+  score.action(async (opts: Record<string, unknown>, cmd: Command) => {
+    const given = (key: string) => {
+      const source = cmd.getOptionValueSource(key);
+      return source === 'cli' || source === 'env';
+    };
+    let config: Config;
+    try {
+      config = deps.configFromOptions(opts, given);
+    } catch (err) {
+      process.stderr.write(`pa-server score: ${(err as Error).message}\n`);
+      process.exit(1);
+    }
+    const request: ScoreRequestOptions = {
+      ...(opts.baselines ? { baselines: true } : {}),
+      ...(opts.render ? { render: opts.render as ScoreRequestOptions['render'] } : {}),
+      ...(opts.tokenAggregate ? { token_aggregate: opts.tokenAggregate as ScoreRequestOptions['token_aggregate'] } : {}),
+      ...(opts.truncate === false ? { truncate: false } : {}),
+    };
+    process.exitCode = await runScoreCommand(config, {
+      input: opts.input as string,
+      format: opts.format as string,
+      output: opts.output as string,
+      model: opts.model as string | undefined,
+      request,
+      concurrency: opts.concurrency as number | undefined,
+      progress: opts.progress as 'auto' | 'bar' | 'lines' | 'none',
+    });
+  });
+
+  program
+    .command('eval')
+    .description('best-of-N, success prediction or failure attribution from a `pa-server score` output, with bootstrap CIs')
+    .requiredOption('--scores <file>', 'JSONL written by pa-server score')
+    .addOption(new Option('--task <task>', 'bon: best-of-N; uq: AUROC/Spearman vs success; fa: failure attribution').choices([...EVAL_TASKS]).makeOptionMandatory())
+    .option('--output <file>', 'write the report as JSON')
+    .option('--group-by <field>', 'field naming the task of each trajectory (default "group": the task id the input adapter found)')
+    .option('--resamples <n>', 'bootstrap resamples (default 1000)', positiveInt)
+    .option('--seed <n>', 'bootstrap seed (default 0)', nonNegativeInt)
+    .action((opts: Record<string, unknown>) => {
+      process.exitCode = runEvalCommand({
+        scores: opts.scores as string,
+        task: opts.task as string,
+        output: opts.output as string | undefined,
+        groupBy: opts.groupBy as string | undefined,
+        resamples: opts.resamples as number | undefined,
+        seed: opts.seed as number | undefined,
+      });
+    });
+}

@@ -1,0 +1,457 @@
+/**
+ * `pa-server eval`: the paper's three uses of progress advantage, measured on a file written by
+ * `pa-server score` (one JSON line per trajectory with `labels`, `steps`, `aggregates` and, when
+ * scored with --baselines, `baselines`), each against the policy's own confidence baselines:
+ *
+ *   bon  best-of-N: in each group of trajectories attempting the same task (--group-by FIELD,
+ *        default "group": the task id the input adapter found — task_id of a messages record such
+ *        as the gridworld evaluation file, τ-bench's task_id, Who&When's question_ID,
+ *        AgentProcessBench's query), pick the top-scored trajectory (first on ties) and count its
+ *        success; compared with mean-of-N (a random pick) and pass@N (an oracle that picks a
+ *        success whenever the group has one).
+ *   uq   success prediction: AUROC and Spearman of each trajectory score against success.
+ *   fa   failure attribution, over failed trajectories with a labelled mistake_step that is one
+ *        of their steps: step accuracy (the blamed message is the labelled one), MAE in steps,
+ *        and agent accuracy where mistake_agent is labelled. Progress advantage blames with each
+ *        attribution method; a baseline blames its least confident step; `random` is the
+ *        expectation of a uniform pick among the scored steps.
+ *
+ * Every number comes with a percentile-bootstrap 95% interval over groups (tasks), seeded.
+ * A later line for an id replaces an earlier one (a resumed run retries refused trajectories);
+ * lines with an `error` are left out and counted.
+ */
+import fs from 'node:fs';
+import {
+  ATTRIBUTION_METHODS,
+  attributeFailure,
+  auroc,
+  BASELINES,
+  bestOfN,
+  bootstrapInterval,
+  spearman,
+  STEP_AGGREGATES,
+  TRAJECTORY_BASELINES,
+  type Interval,
+} from '../scoring/index.js';
+import type { TrajectoryLabels } from '../text/adapters.js';
+
+export const EVAL_TASKS = ['bon', 'uq', 'fa'] as const;
+export type EvalTask = (typeof EVAL_TASKS)[number];
+
+export interface ScoredStep {
+  index: number;
+  role?: string;
+  name?: string;
+  advantage: number;
+  truncated?: boolean;
+  baselines?: Record<string, number>;
+}
+
+export interface ScoreLine {
+  id: string;
+  labels?: TrajectoryLabels;
+  steps?: ScoredStep[];
+  aggregates?: Record<string, number | null>;
+  baselines?: Record<string, number | null>;
+  error?: unknown;
+  [field: string]: unknown;
+}
+
+export class EvalInputError extends Error {}
+
+export interface ScoresFile {
+  lines: ScoreLine[];
+  /** Ids whose last line is an error. */
+  errors: number;
+  /** Lines replaced by a later line with the same id. */
+  replaced: number;
+}
+
+/** The scores file, one entry per id (its last line), error lines counted and left out. */
+export function readScores(file: string): ScoresFile {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new EvalInputError(`${file}: cannot read (${(err as Error).message})`);
+  }
+  const byId = new Map<string, ScoreLine>();
+  let replaced = 0;
+  text.split('\n').forEach((raw, i) => {
+    if (raw.trim() === '') return;
+    let line: ScoreLine;
+    try {
+      line = JSON.parse(raw);
+    } catch {
+      throw new EvalInputError(`${file}:${i + 1}: not valid JSON`);
+    }
+    if (typeof line !== 'object' || line === null || typeof line.id !== 'string') {
+      throw new EvalInputError(`${file}:${i + 1}: a line without a string "id" (is this a pa-server score output?)`);
+    }
+    if (line.error === undefined && (!Array.isArray(line.steps) || typeof line.aggregates !== 'object' || line.aggregates === null)) {
+      throw new EvalInputError(`${file}:${i + 1}: no "steps"/"aggregates" (is this a pa-server score output?)`);
+    }
+    if (byId.has(line.id)) {
+      replaced++;
+      byId.delete(line.id); // keep input order of the latest line
+    }
+    byId.set(line.id, line);
+  });
+  const all = [...byId.values()];
+  const lines = all.filter((l) => l.error === undefined);
+  if (lines.length === 0) throw new EvalInputError(`${file}: no scored trajectories`);
+  return { lines, errors: all.length - lines.length, replaced };
+}
+
+export interface EvalOptions {
+  task: EvalTask;
+  /** Field of each line naming its task; default "group". */
+  groupBy?: string;
+  resamples?: number;
+  level?: number;
+  seed?: number;
+}
+
+/** A trajectory score method: progress advantage with a step aggregate, or a confidence baseline. */
+interface Method {
+  name: string;
+  score(line: ScoreLine): number;
+}
+
+/** JSON writes NaN as null: a missing score ranks below every real one. */
+function finite(v: unknown): number {
+  return typeof v === 'number' && Number.isFinite(v) ? v : -Infinity;
+}
+
+function trajectoryMethods(lines: readonly ScoreLine[]): Method[] {
+  const methods: Method[] = STEP_AGGREGATES.map((a) => ({ name: `pa_${a}`, score: (l: ScoreLine) => finite(l.aggregates?.[a]) }));
+  // Baselines only when every trajectory was scored with them (--baselines).
+  if (lines.every((l) => l.baselines && typeof l.baselines === 'object')) {
+    for (const b of TRAJECTORY_BASELINES) methods.push({ name: b, score: (l) => finite(l.baselines?.[b]) });
+  }
+  return methods;
+}
+
+interface Grouped<T> {
+  key: string;
+  items: T[];
+}
+
+/**
+ * Lines grouped by `field`. bon needs real groups (a missing field is an error); uq and fa only
+ * bootstrap over groups, so without the default field each trajectory is its own group.
+ */
+function groupLines<T extends { line: ScoreLine }>(items: readonly T[], field: string, required: boolean, explicit: boolean): { groups: Grouped<T>[]; by: string } {
+  const missing = items.find((it) => it.line[field] === undefined || it.line[field] === null);
+  if (missing) {
+    if (required || explicit) {
+      throw new EvalInputError(
+        `trajectory "${missing.line.id}" has no "${field}" field to group by; pass --group-by FIELD naming the task (e.g. task_id)`,
+      );
+    }
+    return { groups: items.map((it) => ({ key: it.line.id, items: [it] })), by: 'id' };
+  }
+  const map = new Map<string, T[]>();
+  for (const it of items) {
+    const key = String(it.line[field]);
+    const list = map.get(key);
+    if (list) list.push(it);
+    else map.set(key, [it]);
+  }
+  return { groups: [...map].map(([key, list]) => ({ key, items: list })), by: field };
+}
+
+function mean(values: readonly number[]): number {
+  return values.length ? values.reduce((a, b) => a + b, 0) / values.length : NaN;
+}
+
+// ---------------------------------------------------------------- bon
+
+export interface BonReport {
+  task: 'bon';
+  group_by: string;
+  groups: number;
+  trajectories: number;
+  group_size: { min: number; max: number; mean: number };
+  mean_of_n: Interval;
+  pass_at_n: Interval;
+  methods: Record<string, Interval>;
+}
+
+function evalBon(lines: readonly ScoreLine[], options: Required<Omit<EvalOptions, 'groupBy'>> & { groupBy: string; explicit: boolean }): BonReport {
+  const labelled = lines.filter((l) => typeof l.labels?.success === 'boolean').map((line) => ({ line, success: line.labels!.success! }));
+  if (labelled.length === 0) throw new EvalInputError('bon needs labels.success on the trajectories; none has it');
+  const { groups, by } = groupLines(labelled, options.groupBy, true, options.explicit);
+  const boot = (stat: (g: (typeof groups)[number]) => number) =>
+    bootstrapInterval(groups, (sample) => mean(sample.map(stat)), { resamples: options.resamples, level: options.level, seed: options.seed });
+  const methods: Record<string, Interval> = {};
+  for (const m of trajectoryMethods(labelled.map((x) => x.line))) {
+    methods[m.name] = boot((g) => {
+      const scores = g.items.map((it) => m.score(it.line));
+      return bestOfN(scores, g.items.map((it) => it.success)) ? 1 : 0;
+    });
+  }
+  const sizes = groups.map((g) => g.items.length);
+  return {
+    task: 'bon',
+    group_by: by,
+    groups: groups.length,
+    trajectories: labelled.length,
+    group_size: { min: Math.min(...sizes), max: Math.max(...sizes), mean: mean(sizes) },
+    mean_of_n: boot((g) => mean(g.items.map((it) => (it.success ? 1 : 0)))),
+    pass_at_n: boot((g) => (g.items.some((it) => it.success) ? 1 : 0)),
+    methods,
+  };
+}
+
+// ---------------------------------------------------------------- uq
+
+export interface UqReport {
+  task: 'uq';
+  group_by: string;
+  trajectories: number;
+  successes: number;
+  failures: number;
+  methods: Record<string, { auroc: Interval; spearman: Interval }>;
+}
+
+function evalUq(lines: readonly ScoreLine[], options: Required<Omit<EvalOptions, 'groupBy'>> & { groupBy: string; explicit: boolean }): UqReport {
+  const labelled = lines.filter((l) => typeof l.labels?.success === 'boolean').map((line) => ({ line, success: line.labels!.success! }));
+  const successes = labelled.filter((x) => x.success).length;
+  if (successes === 0 || successes === labelled.length) {
+    throw new EvalInputError(`uq needs both successes and failures in labels.success (found ${successes} of ${labelled.length})`);
+  }
+  const { groups, by } = groupLines(labelled, options.groupBy, false, options.explicit);
+  const methods: UqReport['methods'] = {};
+  for (const m of trajectoryMethods(labelled.map((x) => x.line))) {
+    const stat = (fn: (scores: number[], ok: boolean[]) => number) => (sample: readonly (typeof groups)[number][]) => {
+      const items = sample.flatMap((g) => g.items);
+      return fn(
+        items.map((it) => m.score(it.line)),
+        items.map((it) => it.success),
+      );
+    };
+    const o = { resamples: options.resamples, level: options.level, seed: options.seed };
+    methods[m.name] = {
+      auroc: bootstrapInterval(groups, stat(auroc), o),
+      spearman: bootstrapInterval(
+        groups,
+        stat((s, ok) => spearman(s, ok.map(Number))),
+        o,
+      ),
+    };
+  }
+  return { task: 'uq', group_by: by, trajectories: labelled.length, successes, failures: labelled.length - successes, methods };
+}
+
+// ---------------------------------------------------------------- fa
+
+interface FaCase {
+  line: ScoreLine;
+  /** Positions (into steps) that can be blamed: the scored, untruncated steps. */
+  candidates: number[];
+  /** Position of the labelled step. */
+  label: number;
+  agent: string | null;
+}
+
+interface FaOutcome {
+  correct: number;
+  error: number;
+  agent?: number;
+}
+
+export interface FaMetrics {
+  step_accuracy: Interval;
+  mae: Interval;
+  agent_accuracy?: Interval;
+}
+
+export interface FaReport {
+  task: 'fa';
+  group_by: string;
+  trajectories: number;
+  /** Failed trajectories with a labelled mistake_step left out, and why. */
+  excluded: { label_not_a_step: number; no_scored_steps: number };
+  with_agent_label: number;
+  methods: Record<string, FaMetrics>;
+}
+
+const agentOf = (s: ScoredStep) => s.name ?? s.role ?? null;
+
+function predictorOutcome(c: FaCase, position: number): FaOutcome {
+  const steps = c.line.steps!;
+  const out: FaOutcome = { correct: position === c.label ? 1 : 0, error: Math.abs(position - c.label) };
+  if (c.agent !== null) out.agent = agentOf(steps[position]) === c.agent ? 1 : 0;
+  return out;
+}
+
+/** A uniform pick among the candidates, in expectation. */
+function randomOutcome(c: FaCase): FaOutcome {
+  const steps = c.line.steps!;
+  const k = c.candidates.length;
+  const out: FaOutcome = {
+    correct: c.candidates.includes(c.label) ? 1 / k : 0,
+    error: mean(c.candidates.map((p) => Math.abs(p - c.label))),
+  };
+  if (c.agent !== null) out.agent = c.candidates.filter((p) => agentOf(steps[p]) === c.agent).length / k;
+  return out;
+}
+
+function evalFa(lines: readonly ScoreLine[], options: Required<Omit<EvalOptions, 'groupBy'>> & { groupBy: string; explicit: boolean }): FaReport {
+  const excluded = { label_not_a_step: 0, no_scored_steps: 0 };
+  const cases: FaCase[] = [];
+  for (const line of lines) {
+    const { success, mistake_step, mistake_agent } = line.labels ?? {};
+    if (success !== false || typeof mistake_step !== 'number') continue;
+    const steps = line.steps!;
+    const label = steps.findIndex((s) => s.index === mistake_step);
+    if (label < 0) {
+      excluded.label_not_a_step++;
+      continue;
+    }
+    const candidates = steps.map((s, p) => (s.truncated ? -1 : p)).filter((p) => p >= 0);
+    if (candidates.length === 0) {
+      excluded.no_scored_steps++;
+      continue;
+    }
+    cases.push({ line, candidates, label, agent: typeof mistake_agent === 'string' ? mistake_agent : null });
+  }
+  if (cases.length === 0) {
+    throw new EvalInputError('fa needs failed trajectories (labels.success false) with a labelled mistake_step that is one of their steps; none found');
+  }
+  const predictors: { name: string; outcome: (c: FaCase) => FaOutcome }[] = ATTRIBUTION_METHODS.map((method) => ({
+    name: `pa_${method}`,
+    outcome: (c: FaCase) => predictorOutcome(c, c.candidates[attributeFailure(c.candidates.map((p) => c.line.steps![p].advantage), method)]),
+  }));
+  // Per-step baselines exist when the file was scored with --baselines.
+  if (cases.every((c) => c.candidates.every((p) => c.line.steps![p].baselines))) {
+    for (const b of BASELINES) {
+      predictors.push({
+        name: b,
+        // The least confident step; a missing value counts as least confident.
+        outcome: (c) => predictorOutcome(c, c.candidates[attributeFailure(c.candidates.map((p) => finite(c.line.steps![p].baselines![b])), 'sharpest_drop')]),
+      });
+    }
+  }
+  predictors.push({ name: 'random', outcome: randomOutcome });
+
+  const { groups, by } = groupLines(cases, options.groupBy, false, options.explicit);
+  const withAgent = cases.filter((c) => c.agent !== null).length;
+  const o = { resamples: options.resamples, level: options.level, seed: options.seed };
+  const methods: Record<string, FaMetrics> = {};
+  for (const p of predictors) {
+    const outcomes = new Map(cases.map((c) => [c, p.outcome(c)]));
+    const stat = (pick: (x: FaOutcome) => number | undefined) => (sample: readonly Grouped<FaCase>[]) =>
+      mean(
+        sample
+          .flatMap((g) => g.items)
+          .map((c) => pick(outcomes.get(c)!))
+          .filter((v): v is number => v !== undefined),
+      );
+    methods[p.name] = {
+      step_accuracy: bootstrapInterval(groups, stat((x) => x.correct), o),
+      mae: bootstrapInterval(groups, stat((x) => x.error), o),
+      ...(withAgent > 0 ? { agent_accuracy: bootstrapInterval(groups, stat((x) => x.agent), o) } : {}),
+    };
+  }
+  return { task: 'fa', group_by: by, trajectories: cases.length, excluded, with_agent_label: withAgent, methods };
+}
+
+// ---------------------------------------------------------------- report
+
+export type EvalReport = (BonReport | UqReport | FaReport) & {
+  scores: string;
+  errors_left_out: number;
+  resamples: number;
+  level: number;
+  seed: number;
+};
+
+export function evaluate(file: ScoresFile, options: EvalOptions, source = ''): EvalReport {
+  const resolved = {
+    task: options.task,
+    groupBy: options.groupBy ?? 'group',
+    explicit: options.groupBy !== undefined,
+    resamples: options.resamples ?? 1000,
+    level: options.level ?? 0.95,
+    seed: options.seed ?? 0,
+  };
+  const body = options.task === 'bon' ? evalBon(file.lines, resolved) : options.task === 'uq' ? evalUq(file.lines, resolved) : evalFa(file.lines, resolved);
+  return { ...body, scores: source, errors_left_out: file.errors, resamples: resolved.resamples, level: resolved.level, seed: resolved.seed };
+}
+
+const fmt = (i: Interval) => (Number.isNaN(i.estimate) ? 'n/a' : `${i.estimate.toFixed(3)} [${i.low.toFixed(3)}, ${i.high.toFixed(3)}]`);
+
+function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));
+  const line = (cells: string[]) => cells.map((cell, c) => cell.padEnd(widths[c])).join('  ').trimEnd();
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+}
+
+/** The report as a plain-text table, estimates with their bootstrap intervals. */
+export function formatReport(r: EvalReport): string {
+  const ci = `${Math.round(r.level * 100)}% CI`;
+  const notes = r.errors_left_out ? `\n(${r.errors_left_out} trajectories with an error line left out)` : '';
+  if (r.task === 'bon') {
+    const rows = Object.entries(r.methods).map(([name, i]) => [name, fmt(i)]);
+    rows.push(['mean-of-N (random pick)', fmt(r.mean_of_n)], ['pass@N (oracle)', fmt(r.pass_at_n)]);
+    return (
+      `best-of-N success: ${r.groups} groups by "${r.group_by}", ${r.trajectories} trajectories, N ${r.group_size.min}–${r.group_size.max}\n` +
+      table(['method', `success [${ci}]`], rows) +
+      notes
+    );
+  }
+  if (r.task === 'uq') {
+    const rows = Object.entries(r.methods).map(([name, m]) => [name, fmt(m.auroc), fmt(m.spearman)]);
+    return (
+      `success prediction: ${r.trajectories} trajectories (${r.successes} successes, ${r.failures} failures), bootstrap over "${r.group_by}"\n` +
+      table(['method', `AUROC [${ci}]`, `Spearman [${ci}]`], rows) +
+      notes
+    );
+  }
+  const withAgent = r.with_agent_label > 0;
+  const rows = Object.entries(r.methods).map(([name, m]) => [name, fmt(m.step_accuracy), fmt(m.mae), ...(withAgent ? [fmt(m.agent_accuracy!)] : [])]);
+  const left = r.excluded.label_not_a_step + r.excluded.no_scored_steps;
+  return (
+    `failure attribution: ${r.trajectories} failed trajectories with a labelled step, bootstrap over "${r.group_by}"` +
+    (left ? ` (left out: ${r.excluded.label_not_a_step} labelled a message that is not a step, ${r.excluded.no_scored_steps} with no scored step)` : '') +
+    '\n' +
+    table(['method', `step accuracy [${ci}]`, `MAE in steps [${ci}]`, ...(withAgent ? [`agent accuracy [${ci}]`] : [])], rows) +
+    notes
+  );
+}
+
+export interface EvalCommandArgs {
+  scores: string;
+  task: string;
+  output?: string;
+  groupBy?: string;
+  resamples?: number;
+  seed?: number;
+}
+
+/** The whole command: read, evaluate, print the table on stdout, write JSON. Returns the exit code. */
+export function runEvalCommand(args: EvalCommandArgs, stdout: NodeJS.WritableStream = process.stdout, stderr: NodeJS.WritableStream = process.stderr): number {
+  if (!(EVAL_TASKS as readonly string[]).includes(args.task)) {
+    stderr.write(`pa-server eval: --task must be one of ${EVAL_TASKS.join(', ')} (got ${JSON.stringify(args.task)})\n`);
+    return 1;
+  }
+  let report: EvalReport;
+  try {
+    report = evaluate(readScores(args.scores), { task: args.task as EvalTask, groupBy: args.groupBy, resamples: args.resamples, seed: args.seed }, args.scores);
+  } catch (err) {
+    if (err instanceof EvalInputError) {
+      stderr.write(`pa-server eval: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+  stdout.write(`${formatReport(report)}\n`);
+  if (args.output) {
+    // NaN (e.g. an interval with no valid resample) is written as null.
+    fs.writeFileSync(args.output, `${JSON.stringify(report, null, 2)}\n`);
+    stderr.write(`pa-server eval: wrote ${args.output}\n`);
+  }
+  return 0;
+}
