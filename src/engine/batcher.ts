@@ -74,6 +74,8 @@ interface Ticket {
   resolve: (r: RowOutputs[]) => void;
   reject: (e: Error) => void;
   indexOf: Map<Entry, number>;
+  /** Clears the deadline timer and the abort listener once the ticket settles. */
+  cleanup?: () => void;
 }
 
 export type RunBatch = (batch: EngineBatch) => Promise<BatchOutputs>;
@@ -135,6 +137,18 @@ export class Batcher {
         ticket.indexOf.set(entry, i);
         this.queue.push(entry);
       });
+      // Answer at the deadline, or when the client leaves, even while an earlier batch still
+      // runs: waiting for the next pump would hold the answer for as long as that batch takes.
+      const onAbort = () => this.cancel(ticket, 'client_gone');
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      const timer =
+        options.deadline === undefined
+          ? undefined
+          : setTimeout(() => this.cancel(ticket, 'deadline_exceeded'), Math.max(0, options.deadline - Date.now()));
+      ticket.cleanup = () => {
+        clearTimeout(timer);
+        options.signal?.removeEventListener('abort', onAbort);
+      };
       this.observer.queueSize?.(this.queue.length);
       this.pump();
     });
@@ -149,28 +163,50 @@ export class Batcher {
   private fail(ticket: Ticket, err: Error): void {
     if (ticket.settled) return;
     ticket.settled = true;
+    ticket.cleanup?.();
     ticket.reject(err);
+  }
+
+  /**
+   * Fails a request whose client left or whose deadline passed, and takes its rows that have not
+   * run yet out of the queue (counted as dropped). Rows already in a running batch finish; their
+   * results are ignored.
+   */
+  private cancel(ticket: Ticket, reason: 'client_gone' | 'deadline_exceeded'): void {
+    if (ticket.settled) return;
+    let queued = 0;
+    for (let i = this.queue.length - 1; i >= 0; i--) {
+      if (this.queue[i].ticket === ticket) {
+        this.queue.splice(i, 1);
+        queued++;
+      }
+    }
+    if (queued > 0) {
+      this.observer.dropped?.(reason, queued);
+      this.observer.queueSize?.(this.queue.length);
+    }
+    this.fail(
+      ticket,
+      reason === 'client_gone'
+        ? new ServiceError(499, 'client_closed_request', 'the client went away before the request ran')
+        : new ServiceError(504, 'deadline_exceeded', 'the request deadline passed before its result was ready'),
+    );
+    this.notifyIdle();
   }
 
   /** Drops rows that should not run: their request already failed, went away or expired. */
   private dropDead(): void {
     const now = Date.now();
-    let dropped = 0;
-    for (let i = 0; i < this.queue.length; ) {
-      const t = this.queue[i].ticket;
-      if (!t.settled && t.signal?.aborted) {
-        this.observer.dropped?.('client_gone', 1);
-        this.fail(t, new ServiceError(499, 'client_closed_request', 'the client went away before the request ran'));
-      } else if (!t.settled && t.deadline !== undefined && now > t.deadline) {
-        this.observer.dropped?.('deadline_exceeded', 1);
-        this.fail(t, new ServiceError(504, 'deadline_exceeded', 'the request deadline passed while it was queued'));
-      }
-      if (t.settled) {
-        this.queue.splice(i, 1);
-        dropped++;
-      } else i++;
+    const doomed = new Set<Ticket>();
+    for (const e of this.queue) {
+      const t = e.ticket;
+      if (!t.settled && (t.signal?.aborted || (t.deadline !== undefined && now > t.deadline))) doomed.add(t);
     }
-    if (dropped) this.observer.queueSize?.(this.queue.length);
+    for (const t of doomed) this.cancel(t, t.signal?.aborted ? 'client_gone' : 'deadline_exceeded');
+    // Rows of requests that failed another way (e.g. a sibling row's batch failed).
+    const before = this.queue.length;
+    for (let i = this.queue.length - 1; i >= 0; i--) if (this.queue[i].ticket.settled) this.queue.splice(i, 1);
+    if (this.queue.length !== before) this.observer.queueSize?.(this.queue.length);
   }
 
   private takeBatch(): Entry[] {
@@ -251,6 +287,7 @@ export class Batcher {
         t.results[t.indexOf.get(e)!] = rowOutputs;
         if (--t.remaining === 0) {
           t.settled = true;
+          t.cleanup?.();
           t.resolve(t.results);
         }
       }
