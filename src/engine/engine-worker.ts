@@ -111,9 +111,18 @@ export class EngineWorker extends EventEmitter {
     });
   }
 
-  /** For tests of crash recovery: kills the thread as a fault would. */
+  /**
+   * For tests of crash recovery: the thread dies of an uncaught exception, as a JS fault would,
+   * and is restarted. Not terminate(): terminating a thread while onnxruntime is inside run()
+   * aborts the whole process (its binding throws a C++ Napi::Error into the terminating isolate),
+   * which is also why close() is only called once the batcher is idle.
+   */
   async kill(): Promise<void> {
-    await this.worker?.terminate();
+    const worker = this.worker;
+    if (!worker) return;
+    const exited = new Promise((resolve) => worker.once('exit', resolve));
+    worker.postMessage({ type: 'crash', message: `${this.role} worker: crash requested` } satisfies WorkerRequest);
+    await exited;
   }
 
   private failPending(err: Error): void {

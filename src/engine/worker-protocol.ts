@@ -1,7 +1,7 @@
 import type { EngineBatch, HeadOutputs } from './batch.js';
 import type { SessionInfo } from './session.js';
 
-export type WorkerRequest = { type: 'run'; id: number; batch: EngineBatch } | { type: 'exit' };
+export type WorkerRequest = { type: 'run'; id: number; batch: EngineBatch } | { type: 'exit' } | { type: 'crash'; message: string };
 
 export type WorkerResponse =
   | { type: 'ready'; info: SessionInfo }

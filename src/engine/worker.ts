@@ -36,6 +36,11 @@ async function main(): Promise<void> {
       } catch (err) {
         port.postMessage({ type: 'error', id: msg.id, message: (err as Error).message } satisfies WorkerResponse);
       }
+    } else if (msg.type === 'crash') {
+      // Dies of an uncaught exception, between forward passes, as a JS fault would (EngineWorker.kill).
+      process.nextTick(() => {
+        throw new Error(msg.message);
+      });
     } else if (msg.type === 'exit') {
       await session.release();
       process.exit(0);
