@@ -24,6 +24,8 @@ export interface ChartSpec {
   highlightLabel?: string;
   /** Points below it are drawn orange, above it purple (0 for advantages, the mean for baselines). */
   midpoint?: number;
+  /** Significant digits of the printed numbers (see digitsToResolve). */
+  digits?: number;
 }
 
 function el<K extends keyof SVGElementTagNameMap>(name: K, attrs: Record<string, string | number>, text?: string): SVGElementTagNameMap[K] {
@@ -45,16 +47,23 @@ export function niceTicks(lo: number, hi: number, count = 5): number[] {
 }
 
 export function drawChart(container: HTMLElement, spec: ChartSpec): void {
-  const width = 720;
-  const height = 260;
-  const margin = { top: 16, right: 16, bottom: 40, left: 64 };
+  // Drawn at the container's own width (one SVG unit = one CSS pixel), so labels keep their
+  // size on a phone instead of shrinking with a fixed viewBox; the page redraws on resize.
+  const width = Math.max(300, Math.round(container.clientWidth || 720));
+  const height = width < 560 ? 220 : 260;
+  const digits = spec.digits ?? 4;
+  const fmt = (v: number) => formatNumber(v, digits);
+  const margin = { top: 16, right: 16, bottom: 40, left: 14 + 7.5 * (digits + 3) };
   const n = spec.primary.values.length;
-  const all = [...spec.primary.values, ...(spec.cumulative?.values ?? []), 0].filter(Number.isFinite);
+  // Advantages are read against zero, so zero is always in view; baselines are not.
+  const zero = (spec.midpoint ?? 0) === 0 ? [0] : [];
+  const all = [...spec.primary.values, ...(spec.cumulative?.values ?? []), ...zero].filter(Number.isFinite);
   let lo = Math.min(...all);
   let hi = Math.max(...all);
   if (hi === lo) {
-    lo -= 1;
-    hi += 1;
+    const spread = Math.abs(hi) > 0 ? Math.abs(hi) * 0.1 : 1;
+    lo -= spread;
+    hi += spread;
   }
   const pad = (hi - lo) * 0.08;
   lo -= pad;
@@ -68,9 +77,9 @@ export function drawChart(container: HTMLElement, spec: ChartSpec): void {
   svg.append(el('title', { id: 'chart-title' }, `${spec.primary.label} per step${spec.cumulative ? ` and ${spec.cumulative.label}` : ''}`));
   const lowest = spec.primary.values.reduce((best, v, i) => (v < spec.primary.values[best] ? i : best), 0);
   const description =
-    `${n} steps. ${spec.primary.label} ranges from ${formatNumber(Math.min(...spec.primary.values))} to ${formatNumber(Math.max(...spec.primary.values))}; ` +
+    `${n} steps. ${spec.primary.label} ranges from ${fmt(Math.min(...spec.primary.values))} to ${fmt(Math.max(...spec.primary.values))}; ` +
     `the lowest is at step ${spec.stepLabels[lowest] ?? lowest}.` +
-    (spec.cumulative ? ` ${spec.cumulative.label} ends at ${formatNumber(spec.cumulative.values[n - 1])}.` : '') +
+    (spec.cumulative ? ` ${spec.cumulative.label} ends at ${fmt(spec.cumulative.values[n - 1])}.` : '') +
     (spec.highlight !== undefined ? ` Highlighted: step ${spec.stepLabels[spec.highlight]} (${spec.highlightLabel ?? ''}).` : '');
   svg.append(el('desc', { id: 'chart-desc' }, description));
 
@@ -82,9 +91,9 @@ export function drawChart(container: HTMLElement, spec: ChartSpec): void {
   const axes = el('g', { class: 'chart-axes', 'aria-hidden': 'true' });
   for (const t of niceTicks(lo, hi)) {
     axes.append(el('line', { class: t === 0 ? 'chart-zero' : 'chart-grid', x1: margin.left, x2: width - margin.right, y1: y(t), y2: y(t) }));
-    axes.append(el('text', { class: 'chart-tick', x: margin.left - 6, y: y(t) + 4, 'text-anchor': 'end' }, formatNumber(t)));
+    axes.append(el('text', { class: 'chart-tick', x: margin.left - 6, y: y(t) + 4, 'text-anchor': 'end' }, fmt(t)));
   }
-  const labelEvery = Math.max(1, Math.ceil(n / 16));
+  const labelEvery = Math.max(1, Math.ceil(n / Math.max(4, Math.floor(plotW / 36))));
   spec.stepLabels.forEach((label, i) => {
     if (i % labelEvery === 0 || i === n - 1) axes.append(el('text', { class: 'chart-tick', x: x(i), y: height - margin.bottom + 16, 'text-anchor': 'middle' }, label));
   });
@@ -99,7 +108,7 @@ export function drawChart(container: HTMLElement, spec: ChartSpec): void {
   const points = el('g', { class: 'chart-points' });
   spec.primary.values.forEach((v, i) => {
     const dot = el('circle', { cx: x(i), cy: y(v), r: 4.5, fill: v < (spec.midpoint ?? 0) ? LOW_STRONG : HIGH_STRONG, class: 'chart-point', 'data-position': i });
-    dot.append(el('title', {}, `step ${spec.stepLabels[i]}: ${spec.primary.label} ${formatNumber(v)}${spec.cumulative ? `, ${spec.cumulative.label} ${formatNumber(spec.cumulative.values[i])}` : ''}`));
+    dot.append(el('title', {}, `step ${spec.stepLabels[i]}: ${spec.primary.label} ${fmt(v)}${spec.cumulative ? `, ${spec.cumulative.label} ${fmt(spec.cumulative.values[i])}` : ''}`));
     points.append(dot);
   });
   svg.append(points);

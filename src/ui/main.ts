@@ -21,7 +21,7 @@ import {
   type TrajectoryResult,
 } from './api.js';
 import { drawChart } from './chart.js';
-import { directionWord, divergingColor, formatNumber, halfRangeOf, rgbToCss } from './scale.js';
+import { digitsToResolve, directionWord, divergingColor, formatNumber, halfRangeOf, rgbToCss } from './scale.js';
 import { renderTokens } from './tokens.js';
 
 interface ExampleEntry {
@@ -221,17 +221,18 @@ interface Metric {
   valueOf: (step: StepResult) => number;
   midpoint: number;
   cumulative: boolean;
+  digits: number;
 }
 
 function currentMetric(score: TrajectoryResult): Metric {
   if (!ui.baselineSwitch.checked) {
-    return { label: 'advantage', valueOf: (s) => s.advantage, midpoint: 0, cumulative: true };
+    return { label: 'advantage', valueOf: (s) => s.advantage, midpoint: 0, cumulative: true, digits: 4 };
   }
   const kind = ui.baselineSelect.value as BaselineKind;
   const valueOf = (s: StepResult) => s.baselines?.[kind] ?? Number.NaN;
   const scored = score.steps.filter((s) => !s.truncated).map(valueOf).filter(Number.isFinite);
   const mean = scored.length > 0 ? scored.reduce((a, b) => a + b, 0) / scored.length : 0;
-  return { label: BASELINE_LABELS[kind], valueOf, midpoint: mean, cumulative: false };
+  return { label: BASELINE_LABELS[kind], valueOf, midpoint: mean, cumulative: false, digits: digitsToResolve(scored) };
 }
 
 function stepAgent(step: StepResult): string {
@@ -240,6 +241,28 @@ function stepAgent(step: StepResult): string {
 
 function stepText(step: StepResult): string {
   return (step.tokens ?? []).map((t) => t.text).join('').replace(/^\s+/, '');
+}
+
+/**
+ * For OpenAI-messages input the page holds the messages itself (the service keeps their
+ * indices), so it can show what followed each step before the next one, e.g. the
+ * environment's answer to a gridworld move. Other formats are converted by the service, so
+ * their non-step messages are not shown.
+ */
+function followingContext(input: TrajectoryInput | undefined, steps: StepResult[], position: number): string | null {
+  if (!input || input.format !== 'messages') return null;
+  const data = input.data as any;
+  const messages: unknown = Array.isArray(data) ? data : data?.messages;
+  if (!Array.isArray(messages)) return null;
+  const end = position + 1 < steps.length ? steps[position + 1].index : messages.length;
+  const lines: string[] = [];
+  for (let i = steps[position].index + 1; i < end; i++) {
+    const m = messages[i];
+    if (typeof m !== 'object' || m === null) continue;
+    const content = typeof m.content === 'string' ? m.content : JSON.stringify(m.content ?? '');
+    lines.push(`[${m.name ?? m.role}]: ${content.length > 200 ? `${content.slice(0, 200)}…` : content}`);
+  }
+  return lines.length > 0 ? lines.join('\n') : null;
 }
 
 function badge(text: string, className: string): HTMLSpanElement {
@@ -319,8 +342,8 @@ function renderCards(score: TrajectoryResult, attribution: AttributeResult, metr
     const valueText = document.createElement('span');
     valueText.className = 'step-value';
     const arrow = value < metric.midpoint ? '▼' : value > metric.midpoint ? '▲' : '●';
-    valueText.textContent = `${arrow} ${metric.label} ${formatNumber(value)}`;
-    valueText.setAttribute('aria-label', `${metric.label} ${formatNumber(value)}, ${directionWord(value, metric.midpoint)} ${metric.midpoint === 0 ? 'zero' : 'the trajectory mean'}`);
+    valueText.textContent = `${arrow} ${metric.label} ${formatNumber(value, metric.digits)}`;
+    valueText.setAttribute('aria-label', `${metric.label} ${formatNumber(value, metric.digits)}, ${directionWord(value, metric.midpoint)} ${metric.midpoint === 0 ? 'zero' : 'the trajectory mean'}`);
     numbers.append(valueText);
     if (metric.cumulative) numbers.append(document.createTextNode(` · running sum ${formatNumber(step.cumulative)}`));
     numbers.append(document.createTextNode(` · ${step.num_tokens} tokens`));
@@ -343,6 +366,14 @@ function renderCards(score: TrajectoryResult, attribution: AttributeResult, metr
         details.append(summary, pre);
         li.append(details);
       }
+    }
+
+    const after = followingContext(state.input, score.steps, position);
+    if (after !== null) {
+      const context = document.createElement('p');
+      context.className = 'step-context';
+      context.textContent = `Then: ${after}`;
+      li.append(context);
     }
 
     const button = document.createElement('button');
@@ -368,6 +399,7 @@ function renderChart(score: TrajectoryResult, attribution: AttributeResult, metr
     highlight: attribution.position,
     highlightLabel: `attributed to ${attribution.agent} by ${attribution.method}`,
     midpoint: metric.midpoint,
+    digits: metric.digits,
   });
   ui.chartCaption.textContent = metric.cumulative
     ? 'Solid line and dots: advantage per step. Dashed line: running sum. Shaded band: the attributed step.'
@@ -458,6 +490,13 @@ function start(): void {
   ui.baselineSwitch.addEventListener('change', render);
   ui.baselineSelect.addEventListener('change', render);
   ui.tokenClose.addEventListener('click', closeTokenView);
+  let resizeTimer: number | undefined;
+  window.addEventListener('resize', () => {
+    window.clearTimeout(resizeTimer);
+    resizeTimer = window.setTimeout(() => {
+      if (state.score && state.attribution) renderChart(state.score, state.attribution, currentMetric(state.score));
+    }, 100);
+  });
   ui.tokenView.addEventListener('keydown', (event) => {
     if (event.key === 'Escape') closeTokenView();
   });

@@ -49,13 +49,29 @@ export function halfRangeOf(values: readonly number[], midpoint: number): number
   return widest;
 }
 
-/** A signed number with enough digits to tell small advantages apart (β can be 0.05). */
-export function formatNumber(value: number | null | undefined): string {
+/**
+ * A signed number with `digits` significant digits (4 by default: β can be 0.05, so advantages
+ * are often small). Uses a true minus sign.
+ */
+export function formatNumber(value: number | null | undefined, digits = 4): string {
   if (value === null || value === undefined || !Number.isFinite(value)) return '—';
   if (value === 0) return '0';
   const magnitude = Math.abs(value);
-  const text = magnitude >= 100 ? value.toFixed(1) : magnitude >= 1 ? value.toFixed(3) : magnitude >= 1e-3 ? value.toFixed(4) : value.toExponential(2);
-  return value > 0 ? `+${text}` : text.replace('-', '−');
+  const text = magnitude >= 10 ** digits ? magnitude.toFixed(0) : magnitude < 1e-4 ? magnitude.toExponential(digits - 1) : Number(magnitude.toPrecision(digits)).toString();
+  return value > 0 ? `+${text}` : `−${text}`;
+}
+
+/**
+ * Significant digits that tell the given values apart: confidence baselines of one trajectory
+ * can agree in their first four digits, and printing them all alike would hide the differences.
+ */
+export function digitsToResolve(values: readonly number[]): number {
+  const finite = values.filter(Number.isFinite);
+  if (finite.length < 2) return 4;
+  const spread = Math.max(...finite) - Math.min(...finite);
+  const largest = Math.max(...finite.map(Math.abs));
+  if (!(spread > 0) || !(largest > 0)) return 4;
+  return Math.max(4, Math.min(10, Math.ceil(Math.log10(largest / spread)) + 3));
 }
 
 /** "higher", "lower" or "equal" relative to the midpoint, for screen readers and the legend. */

@@ -67,7 +67,6 @@ export function renderTokens(strip: HTMLElement, detail: HTMLElement, step: Step
     spans[k].focus();
   };
   spans.forEach((span, k) => {
-    span.addEventListener('mouseenter', () => show(k));
     span.addEventListener('focus', () => show(k));
     span.addEventListener('keydown', (event) => {
       const target = { ArrowRight: k + 1, ArrowDown: k + 1, ArrowLeft: k - 1, ArrowUp: k - 1, Home: 0, End: tokens.length - 1 }[event.key];
@@ -76,6 +75,17 @@ export function renderTokens(strip: HTMLElement, detail: HTMLElement, step: Step
       focusToken(Math.max(0, Math.min(tokens.length - 1, target)));
     });
   });
+  // Hover by pointer movement only: when keyboard navigation scrolls the strip, the browser
+  // reports the token that slid under a resting pointer as hovered; that must not override the
+  // token the keyboard chose. A move with unchanged coordinates is such a scroll-made event.
+  let lastPointer = '';
+  strip.onpointermove = (event) => {
+    const where = `${event.clientX},${event.clientY}`;
+    if (where === lastPointer) return;
+    lastPointer = where;
+    const k = Number((event.target as HTMLElement).dataset?.position);
+    if (Number.isInteger(k) && k >= 0 && k < tokens.length) show(k);
+  };
   strip.replaceChildren(...children);
   detail.textContent = `${tokens.length} tokens; hover or focus a token (←/→ move) to read its log-ratio.`;
   delete detail.dataset.position;
