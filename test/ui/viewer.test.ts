@@ -107,7 +107,7 @@ describe.skipIf(!RUN)('trajectory viewer in Chromium', () => {
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   });
 
-  it('Who&When: highlights /v1/attribute’s step, switches to a baseline, opens the token view', async () => {
+  it('Who&When: highlights /v1/attribute’s step, switches to a baseline, opens the token view', { timeout: 180_000 }, async () => {
     const { page, pageErrors } = await openViewer();
     await pickExampleAndScore(page, 'who-and-when-ag-34', 'tiny-llama');
 
@@ -182,7 +182,7 @@ describe.skipIf(!RUN)('trajectory viewer in Chromium', () => {
     expect(await page.evaluate(() => document.activeElement?.classList.contains('tokens-button'))).toBe(true);
     expect(pageErrors).toEqual([]);
     await page.close();
-  }, 180_000);
+  });
 
   it('shows API errors in words, with the error code the API answers', { timeout: 120_000 }, async () => {
     const { page, pageErrors } = await openViewer();
@@ -208,7 +208,7 @@ describe.skipIf(!RUN)('trajectory viewer in Chromium', () => {
     await page.close();
   });
 
-  it('gridworld on a phone-sized screen: no sideways scrolling, every control named, the failed episode attributed', async () => {
+  it('gridworld on a phone-sized screen: no sideways scrolling, every control named, the failed episode attributed', { timeout: 120_000 }, async () => {
     const { page, pageErrors } = await openViewer({ width: 390, height: 844 });
     await pickExampleAndScore(page, 'gridworld-map002-ep7', 'default');
     const attribution = await api('/v1/attribute', { format: 'messages', data: GRIDWORLD_FAILED });
@@ -236,5 +236,5 @@ describe.skipIf(!RUN)('trajectory viewer in Chromium', () => {
     await page.screenshot({ path: path.join(OUTPUT, 'viewer-phone-gridworld.png'), fullPage: true });
     expect(pageErrors).toEqual([]);
     await page.close();
-  }, 120_000);
+  });
 });
