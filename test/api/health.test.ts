@@ -76,8 +76,8 @@ describe('/health and /ready', () => {
   });
 
   it('/health resolves while a large batch is running, before the large request does', async () => {
-    const items = Array.from({ length: 32 }, (_, i) => ({
-      prompt_ids: [1, ...pseudoIds(400 + (i % 5) * 20, 300 + i, 3, 32000)],
+    const items = Array.from({ length: 24 }, (_, i) => ({
+      prompt_ids: [1, ...pseudoIds(280 + (i % 5) * 10, 300 + i, 3, 32000)],
       step_ids: pseudoIds(16, 700 + i, 3, 32000),
     }));
     const order: string[] = [];
