@@ -88,6 +88,9 @@ export function buildApp(config: Config, pool: ScorerPool, options: AppOptions =
     // fastify 5 takes a ready logger only as loggerInstance.
     ...(isLoggerInstance ? { loggerInstance: logger as FastifyBaseLogger } : { logger: (logger as FastifyServerOptions['logger']) ?? false }),
     bodyLimit: config.body_limit,
+    // While closing, fastify's own 503 body is not our error shape; the drain hook below answers
+    // 503 shutting_down instead (and /ready says draining).
+    return503OnClosing: false,
     disableRequestLogging: true,
     // An honest contract: no type coercion, no silently dropped fields.
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false } },
