@@ -3,6 +3,7 @@
  * Thin: compile (text/) → engine → scoring/ → JSON.
  */
 import type { FastifyInstance } from 'fastify';
+import { badRequest } from '../errors.js';
 import { compileLimits, resolveBeta, tokenDetail } from '../pipeline/options.js';
 import { usageOf } from '../pipeline/split.js';
 import type { Scorer } from '../pool.js';
@@ -13,6 +14,8 @@ import { errorResponses, ScoreResponse, scoreRequestSchema, type ScoreItem, type
 import { runScoring, type RouteContext } from './context.js';
 
 const OPTION_KEYS = ['beta', 'token_aggregate', 'token_aggregate_mode', 'return_tokens', 'truncate'] as const;
+/** What one step is made of: per item only, never request-wide. */
+const STEP_FIELDS = ['prompt', 'prompt_ids', 'step', 'step_ids'] as const;
 
 /** An item inherits the request-level options it does not set itself. */
 function withDefaults(item: ScoreItem, request: ScoreRequest): ScoreItem {
@@ -54,6 +57,11 @@ export function scoreRoutes(app: FastifyInstance, ctx: RouteContext): void {
   const handler = async (request: any, reply: any) => {
     const body = request.body as ScoreRequest;
     const scorer = ctx.pool.get(body.model);
+    const stray = STEP_FIELDS.filter((key) => body.items && body[key] !== undefined);
+    if (stray.length > 0) {
+      // Ignoring them would silently score something other than what was sent.
+      throw badRequest('conflicting_fields', `give ${stray.join(', ')} inside each item, not next to items`);
+    }
     const items = body.items ? body.items.map((it) => withDefaults(it, body)) : [body as ScoreItem];
     for (const item of items) resolveBeta(item.beta, scorer); // reject a bad β before any work
     const { sequences, scores } = await runScoring(request, reply, ctx, scorer, () =>

@@ -424,6 +424,8 @@ describe('limits: truncation, bad input and a full queue', () => {
       [{ prompt_ids: [BOS_ID], step_ids: [5], surprise: 1 }, 400, 'unknown_field'],
       [{ prompt_ids: [BOS_ID], step_ids: [5.5] }, 400, 'invalid_request'],
       [{ prompt: 'wa', step_ids: [5] }, 400, 'conflicting_fields'],
+      [{ prompt_ids: [BOS_ID], items: [{ prompt_ids: [BOS_ID], step_ids: [5] }] }, 400, 'conflicting_fields'],
+      [{ step_ids: [5], items: [{ prompt_ids: [BOS_ID], step_ids: [5] }] }, 400, 'conflicting_fields'],
     ];
     for (const [body, status, code] of cases) {
       const res = await post(service.app, body);
