@@ -61,7 +61,8 @@ afterEach(() => {
 function start(command: string, args: string[], port: number, options: { detached?: boolean } = {}): Running {
   const child = spawn(command, args, {
     cwd: ROOT,
-    env: { ...process.env, PA_LOG_LEVEL: 'warn', PA_THREADS: '1' },
+    // Only these PA_* settings: any others in the runner's environment would change the server.
+    env: { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('PA_'))), PA_LOG_LEVEL: 'warn', PA_THREADS: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: options.detached ?? false,
   });
