@@ -95,8 +95,8 @@ async function serveAsset(rest: string, reply: FastifyReply) {
   // Sources are not assets: the browser gets the compiled modules, never the .ts files.
   const body = extension === '.js' || extension === '.map' ? await browserModule(rest) : await readOrNull(inside(STATIC_ROOT, rest));
   if (body === null) {
-    if (extension === '.js' && !RUNNING_FROM_SOURCE) {
-      throw new ServiceError(404, 'not_found', `no viewer module "${rest}" in ${COMPILED_ROOT}; run \`npm run build\``);
+    if (extension === '.js' && !RUNNING_FROM_SOURCE && !(await readOrNull(path.join(COMPILED_ROOT, 'main.js')))) {
+      throw new ServiceError(404, 'not_found', `the viewer's modules are not built (${COMPILED_ROOT} is empty); run \`npm run build\``);
     }
     throw notFound(rest);
   }
