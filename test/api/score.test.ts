@@ -8,6 +8,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Tokenizer } from '@huggingface/tokenizers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp, type App } from '../../src/app.js';
 import { defaultConfig, validateConfig, type Config } from '../../src/config.js';
@@ -357,6 +358,28 @@ describe('real exports against perturbed copies: log-ratio equals float64 log-so
       }
     });
   }
+
+  it('llama text input: ids are BOS + encode(prompt) + encode(step) by the real tokenizer, scored exactly', async () => {
+    const readJson = (f: string) => JSON.parse(fs.readFileSync(path.join(LLAMA, f), 'utf8'));
+    const tokenizerConfig = readJson('tokenizer_config.json');
+    const tok = new Tokenizer(readJson('tokenizer.json'), tokenizerConfig);
+    const prompt = 'The agent opened the door.';
+    const step = ' Then it walked through.';
+    const promptIds = tok.encode(prompt, { add_special_tokens: false }).ids;
+    const stepIds = tok.encode(step, { add_special_tokens: false }).ids;
+    const ids = [tok.token_to_id(tokenizerConfig.bos_token)!, ...promptIds, ...stepIds];
+    const { status, body } = await post(service.app, { model: 'llama', prompt, step, return_tokens: true });
+    expect(status).toBe(200);
+    expect(body.tokens.map((t: any) => t.id)).toEqual(stepIds);
+    const policyRows = (await rawLogits(path.join(dirs.llama, 'model.onnx'), ids)).rows;
+    const referenceRows = (await rawLogits(path.join(LLAMA, 'model.onnx'), ids)).rows;
+    body.tokens.forEach((t: any, k: number) => {
+      const pos = ids.length - stepIds.length + k - 1;
+      const expected = policyRows[pos][ids[pos + 1]] - logsumexp(policyRows[pos]) - (referenceRows[pos][ids[pos + 1]] - logsumexp(referenceRows[pos]));
+      expect(Math.abs(t.log_ratio - expected)).toBeLessThan(1e-4);
+    });
+    expect(body.usage).toEqual({ prompt_tokens: 1 + promptIds.length, scored_tokens: stepIds.length });
+  });
 
   it('gpt2: the tokenizer is larger than the model (BOS 50256 of a 1000-id model): the pair is served, text that maps outside is a 422', async () => {
     const res = await post(service.app, { model: 'gpt2', prompt: 'Hello', step: ' world' });
