@@ -265,7 +265,8 @@ export async function runScoreCommand(config: Config, args: ScoreCommandArgs, st
       format: args.format as TrajectoryFormat,
       output: args.output,
       request: args.request,
-      concurrency: args.concurrency,
+      // More in flight than the queue holds would only earn queue_full refusals.
+      concurrency: Math.min(args.concurrency ?? 32, config.max_queue),
       progress: createProgress(args.progress ?? 'auto', stderr, args.progressIntervalMs),
       stop,
     });
