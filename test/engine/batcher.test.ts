@@ -110,9 +110,10 @@ describe('Batcher', () => {
     const running = batcher.submit([row([1, 2], [0])]);
     const controller = new AbortController();
     const gone = batcher.submit([row([9, 9, 9], [0])], { signal: controller.signal });
+    const goneChecked = expect(gone).rejects.toMatchObject({ code: 'client_closed_request' });
     controller.abort();
     await running;
-    await expect(gone).rejects.toMatchObject({ code: 'client_closed_request' });
+    await goneChecked;
     expect(dropped).toEqual(['client_gone']);
     expect(engine.batches.every((b) => !Array.from(b.lengths).includes(3))).toBe(true);
   });
@@ -122,8 +123,9 @@ describe('Batcher', () => {
     const batcher = new Batcher(options, engine.run);
     const running = batcher.submit([row([1, 2], [0])]);
     const late = batcher.submit([row([7, 7, 7], [0])], { deadline: Date.now() + 5 });
+    const lateChecked = expect(late).rejects.toMatchObject({ status: 504, code: 'deadline_exceeded' });
     await running;
-    await expect(late).rejects.toMatchObject({ status: 504, code: 'deadline_exceeded' });
+    await lateChecked;
     expect(engine.batches).toHaveLength(1);
   });
 

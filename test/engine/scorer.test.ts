@@ -7,7 +7,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveModelDir } from '../../src/engine/model-dir.js';
 import { ScorerEngine } from '../../src/engine/scorer.js';
-import type { Sequence } from '../../src/sequence.js';
+import type { Sequence, TokenScores } from '../../src/sequence.js';
 import { referenceStats } from '../helpers/reference-logprobs.js';
 
 const REAL = path.resolve(__dirname, '../../../shared/real/models');
@@ -63,7 +63,7 @@ for (const [label, dir, vocab] of [
 
     it('an item scored alone equals the same item inside a batch of 16 of different lengths (1e-5)', async () => {
       const seqs = Array.from({ length: 16 }, (_, i) => stepSequence(ids(5 + i * 7, 100 + i, 3, vocab), 1 + (i % 5)));
-      const alone = [];
+      const alone: TokenScores[] = [];
       for (const s of seqs) alone.push((await engine.score([s]))[0]);
       const together = await engine.score(seqs);
       together.forEach((t, i) => {
