@@ -61,6 +61,8 @@ const ui = {
   modelNote: byId<HTMLParagraphElement>('model-note'),
   methodSelect: byId<HTMLSelectElement>('method-select'),
   apiKeyInput: byId<HTMLInputElement>('api-key-input'),
+  recordLabel: byId<HTMLLabelElement>('record-label'),
+  recordSelect: byId<HTMLSelectElement>('record-select'),
   input: byId<HTMLTextAreaElement>('trajectory-input'),
   fileInput: byId<HTMLInputElement>('file-input'),
   scoreButton: byId<HTMLButtonElement>('score-button'),
@@ -116,16 +118,77 @@ function clearError(): void {
 
 // ---------------------------------------------------------------- input
 
-/** Parses the text box into a request; a problem here is reported like an API error, with a code. */
-function readInput(text: string, format: TrajectoryFormat): TrajectoryInput {
+/**
+ * The records in the text box: one JSON record; a JSON list of records (a τ-bench file holds
+ * twenty); or JSON Lines (bench/data/*.jsonl). A list of messages is one record, not many.
+ */
+function parseRecords(text: string): unknown[] {
   if (text.trim() === '') throw new ApiError(0, 'empty_input', 'paste a trajectory, upload a file or pick an example first');
-  let data: unknown;
+  let parsed: unknown;
   try {
-    data = JSON.parse(text);
+    parsed = JSON.parse(text);
   } catch (err) {
+    const lines = text.split('\n').filter((line) => line.trim() !== '');
+    if (lines.length > 1) {
+      try {
+        return lines.map((line) => JSON.parse(line));
+      } catch {
+        // Not JSON Lines either: report the error of the whole text, the likelier intent.
+      }
+    }
     throw new ApiError(0, 'invalid_json', `the trajectory is not valid JSON (${(err as Error).message})`);
   }
-  return { format, data };
+  const isMessage = (m: unknown) => typeof m === 'object' && m !== null && typeof (m as { role?: unknown }).role === 'string';
+  if (Array.isArray(parsed) && parsed.length > 0 && !parsed.every(isMessage)) return parsed;
+  return [parsed];
+}
+
+function recordTitle(record: any, i: number): string {
+  const name = record?.id ?? (record?.task_id !== undefined ? `task ${record.task_id}` : undefined) ?? record?.question_ID;
+  const outcome =
+    typeof record?.success === 'boolean' ? (record.success ? 'succeeded' : 'failed') : typeof record?.reward === 'number' ? `reward ${record.reward}` : undefined;
+  return [`${i + 1}`, name, outcome].filter((part) => part !== undefined).join(' · ');
+}
+
+/** The format a record looks like, from the fields each data set's records carry. */
+function guessFormat(record: any): TrajectoryFormat | undefined {
+  if (Array.isArray(record) || Array.isArray(record?.messages)) return 'messages';
+  if (Array.isArray(record?.history)) return 'who_and_when';
+  if (Array.isArray(record?.traj)) return 'tau_bench';
+  return undefined;
+}
+
+/** Offers a record picker when the text holds several records; hides it otherwise. */
+function refreshRecords(): void {
+  let records: unknown[] = [];
+  try {
+    records = parseRecords(ui.input.value);
+  } catch {
+    records = [];
+  }
+  if (records.length <= 1) {
+    ui.recordLabel.hidden = true;
+    ui.recordSelect.replaceChildren();
+    return;
+  }
+  const keep = Number(ui.recordSelect.value);
+  ui.recordSelect.replaceChildren(
+    ...records.map((record, i) => {
+      const option = document.createElement('option');
+      option.value = String(i);
+      option.textContent = recordTitle(record, i);
+      return option;
+    }),
+  );
+  if (Number.isInteger(keep) && keep < records.length) ui.recordSelect.value = String(keep);
+  ui.recordLabel.hidden = false;
+}
+
+/** The request for the record shown (the picked one when the text holds several). */
+function readInput(text: string, format: TrajectoryFormat): TrajectoryInput {
+  const records = parseRecords(text);
+  const picked = records.length > 1 ? Number(ui.recordSelect.value || 0) : 0;
+  return { format, data: records[Math.min(Math.max(0, picked), records.length - 1)] };
 }
 
 async function loadExample(id: string): Promise<void> {
@@ -139,6 +202,7 @@ async function loadExample(id: string): Promise<void> {
     const data = await fetchAsset<unknown>(`examples/${entry.file}`);
     ui.input.value = JSON.stringify(data, null, 2);
     ui.formatSelect.value = entry.format;
+    refreshRecords();
     ui.exampleNote.textContent = entry.note ?? '';
     ui.status.textContent = `Loaded example “${entry.title}”. Press “Score trajectory”.`;
   } catch (err) {
@@ -150,9 +214,18 @@ async function loadFile(file: File): Promise<void> {
   clearError();
   try {
     ui.input.value = await file.text();
+    ui.recordSelect.value = '';
+    refreshRecords();
+    try {
+      const guessed = guessFormat(parseRecords(ui.input.value)[0]);
+      if (guessed) ui.formatSelect.value = guessed;
+    } catch {
+      // Unparseable text is reported when the user presses Score, with its reason.
+    }
     ui.exampleSelect.value = '';
     ui.exampleNote.textContent = '';
-    ui.status.textContent = `Loaded ${file.name} (${file.size} bytes). Check the format, then press “Score trajectory”.`;
+    const many = ui.recordLabel.hidden ? '' : ` It holds ${ui.recordSelect.options.length} records: pick one.`;
+    ui.status.textContent = `Loaded ${file.name} (${file.size} bytes).${many} Check the format, then press “Score trajectory”.`;
   } catch (err) {
     showError(new ApiError(0, 'unreadable_file', `could not read ${file.name}: ${(err as Error).message}`));
   }
@@ -478,6 +551,11 @@ function start(): void {
     if (file) void loadFile(file);
   });
   ui.scoreButton.addEventListener('click', () => void run());
+  let parseTimer: number | undefined;
+  ui.input.addEventListener('input', () => {
+    window.clearTimeout(parseTimer);
+    parseTimer = window.setTimeout(refreshRecords, 300);
+  });
   ui.input.addEventListener('keydown', (event) => {
     if (event.key === 'Enter' && (event.ctrlKey || event.metaKey)) void run();
   });

@@ -38,6 +38,7 @@ const LLAMA = path.resolve(PACKAGE_ROOT, '..', 'shared', 'real', 'models', 'tiny
 const EXAMPLES = path.join(PACKAGE_ROOT, 'src', 'ui', 'examples');
 const OUTPUT = path.join(PACKAGE_ROOT, 'test-output');
 const WHO_AND_WHEN = JSON.parse(fs.readFileSync(path.join(EXAMPLES, 'who-and-when-algorithm-generated-34.json'), 'utf8'));
+const TAU_BENCH_FILE = path.resolve(PACKAGE_ROOT, '..', 'shared', 'real', 'data', 'tau-bench', 'gpt-4o-airline.trial0.tasks0-19.json');
 const GRIDWORLD_FAILED = JSON.parse(fs.readFileSync(path.join(EXAMPLES, 'gridworld-map002-ep7.json'), 'utf8'));
 
 let app: App;
@@ -78,6 +79,7 @@ const cardValues = (page: Page) => page.locator('.step-card').evaluateAll((cards
 
 describe.skipIf(!RUN)('trajectory viewer in Chromium', () => {
   beforeAll(async () => {
+    if (!HAVE_CHROMIUM) throw new Error(`CI=true but ${CHROMIUM} is missing: .ci/run must install chromium (apt-get install -y chromium)`);
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pa-viewer-'));
     const policy = path.join(tmp, 'tiny-llama-policy');
     perturbModel(LLAMA, policy, { scale: 0.3, seed: 23 });
@@ -96,7 +98,6 @@ describe.skipIf(!RUN)('trajectory viewer in Chromium', () => {
     await pool.load();
     await app.listen({ host: '127.0.0.1', port: 0 });
     base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
-    if (!HAVE_CHROMIUM) throw new Error(`CI=true but ${CHROMIUM} is missing: .ci/run must install chromium (apt-get install -y chromium)`);
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-background-networking'] });
     fs.mkdirSync(OUTPUT, { recursive: true });
   });
@@ -204,6 +205,31 @@ describe.skipIf(!RUN)('trajectory viewer in Chromium', () => {
     await page.fill('#trajectory-input', '{"messages": [');
     await page.click('#score-button');
     await expect.poll(() => page.locator('#error .error-code').textContent()).toBe('invalid_json');
+    expect(pageErrors).toEqual([]);
+    await page.close();
+  });
+
+  it('τ-bench: an uploaded file of twenty runs offers a record picker; the picked run is scored', { timeout: 120_000 }, async () => {
+    const { page, pageErrors } = await openViewer();
+    const runs = JSON.parse(fs.readFileSync(TAU_BENCH_FILE, 'utf8')) as any[];
+    await page.setInputFiles('#file-input', TAU_BENCH_FILE);
+    await page.locator('#record-label').waitFor({ state: 'visible' });
+    expect(await page.locator('#record-select option').count()).toBe(runs.length);
+    expect(await page.inputValue('#format-select')).toBe('tau_bench');
+    await page.selectOption('#record-select', '3');
+    await page.selectOption('#model-select', 'tiny-llama');
+    await page.click('#score-button');
+    await page.locator('.step-card.attributed').waitFor();
+    const scored = await api('/v1/trajectories/score', { format: 'tau_bench', data: runs[3], model: 'tiny-llama' });
+    const attribution = await api('/v1/attribute', { format: 'tau_bench', data: runs[3], model: 'tiny-llama' });
+    expect(scored.status).toBe(200);
+    expect(await cardValues(page)).toEqual(scored.body.steps.map((s: any) => s.advantage));
+    expect(await page.locator('.step-card.attributed').getAttribute('data-index')).toBe(String(attribution.body.step));
+    // Run 3 (62 messages) is longer than the tiny Llama's 2048 positions: early steps fall off and say so.
+    const truncated = scored.body.steps.filter((s: any) => s.truncated).length;
+    expect(truncated).toBeGreaterThan(0);
+    expect(truncated).toBeLessThan(scored.body.steps.length);
+    expect(await page.locator('.step-card .truncated-badge').count()).toBe(truncated);
     expect(pageErrors).toEqual([]);
     await page.close();
   });
