@@ -4,10 +4,11 @@
  * token view. Pure functions (no DOM access), so the colours a value gets are the same wherever
  * it is drawn.
  *
- * The palette is ColorBrewer PuOr (orange = below the midpoint, purple = above), which stays
+ * The palette follows ColorBrewer PuOr (orange = below the midpoint, purple = above), which stays
  * distinguishable under the common colour-vision deficiencies. The end colours are light enough
- * that dark text on them keeps a contrast ratio above 7:1, and the value is always printed as
- * text beside the colour, so colour is never the only cue.
+ * (the purple one lightened a little) that dark text on them keeps a contrast ratio of at least
+ * 7:1 (test/ui/scale.test.ts), and the value is always printed as text beside the colour, so
+ * colour is never the only cue.
  */
 
 export interface Rgb {
@@ -18,7 +19,7 @@ export interface Rgb {
 
 const NEUTRAL: Rgb = { r: 0xf7, g: 0xf7, b: 0xf7 };
 const LOW: Rgb = { r: 0xf1, g: 0xa3, b: 0x40 };
-const HIGH: Rgb = { r: 0x99, g: 0x8e, b: 0xc3 };
+const HIGH: Rgb = { r: 0xa6, g: 0x9d, b: 0xcc };
 /** Stronger shades of the same hues, for lines and edges drawn on a white background. */
 export const LOW_STRONG = '#b35806';
 export const HIGH_STRONG = '#542788';
