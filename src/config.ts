@@ -44,6 +44,7 @@ export const ConfigSchema = Type.Object(
     threads: Type.Integer({ minimum: 1, maximum: 256 }),
     max_batch_tokens: Type.Integer({ minimum: 16 }),
     max_batch_rows: Type.Integer({ minimum: 1 }),
+    max_batch_logits: Type.Integer({ minimum: 1024 }),
     max_queue: Type.Integer({ minimum: 1 }),
     max_wait_ms: Type.Number({ minimum: 0 }),
     max_inflight_batches: Type.Integer({ minimum: 1, maximum: 8 }),
@@ -74,6 +75,8 @@ export function defaultConfig(): Config {
     threads: defaultThreads(),
     max_batch_tokens: 16384,
     max_batch_rows: 64,
+    // Scored tokens × vocabulary per batch: bounds the scoring head's memory at any vocabulary.
+    max_batch_logits: 2 ** 25,
     max_queue: 1024,
     max_wait_ms: 0,
     max_inflight_batches: 2,

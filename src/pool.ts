@@ -61,6 +61,7 @@ export class ScorerPool {
         batching: {
           maxBatchTokens: this.config.max_batch_tokens,
           maxBatchRows: this.config.max_batch_rows,
+          maxBatchLogits: this.config.max_batch_logits,
           maxQueue: this.config.max_queue,
           maxWaitMs: this.config.max_wait_ms,
           maxInflight: this.config.max_inflight_batches,

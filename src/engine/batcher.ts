@@ -1,8 +1,10 @@
 /**
  * TEI-style continuous batching (design §3). Knows rows of token ids and nothing of HTTP.
  *
- * - FIFO; a batch grows while rows × padded_len ≤ maxBatchTokens and rows ≤ maxBatchRows, and
- *   stops at the first row that does not fit (no reordering, so nothing starves).
+ * - FIFO; a batch grows while rows × padded_len ≤ maxBatchTokens, rows ≤ maxBatchRows and its
+ *   scored positions ≤ maxBatchScored, and stops at the first row that does not fit (no
+ *   reordering, so nothing starves). The scored-position cap bounds the scoring head's
+ *   [scored, vocab] intermediates, which dominate memory at large vocabularies.
  * - No timer by default: a batch is dispatched as soon as an engine slot is free, and whatever
  *   queued meanwhile forms the next one. `maxInflight` (default 2) lets the next batch wait in
  *   the workers' inbox so they never idle between batches.
@@ -17,6 +19,8 @@ import { bucketLength, packBatch, type BatchRow, type EngineBatch } from './batc
 export interface BatcherOptions {
   maxBatchTokens: number;
   maxBatchRows: number;
+  /** Scored positions per batch (rows longer than this are split by the engine before they queue). */
+  maxBatchScored?: number;
   maxQueue: number;
   maxWaitMs: number;
   maxInflight: number;
@@ -211,13 +215,17 @@ export class Batcher {
 
   private takeBatch(): Entry[] {
     const taken: Entry[] = [];
+    const maxScored = this.options.maxBatchScored ?? Infinity;
     let longest = 0;
+    let scored = 0;
     while (this.queue.length > 0 && taken.length < this.options.maxBatchRows) {
       const next = this.queue[0];
       const len = Math.max(longest, next.row.ids.length);
       if (taken.length > 0 && (taken.length + 1) * bucketLength(len) > this.options.maxBatchTokens) break;
+      if (taken.length > 0 && scored + next.row.positions.length > maxScored) break;
       taken.push(this.queue.shift()!);
       longest = len;
+      scored += next.row.positions.length;
     }
     return taken;
   }

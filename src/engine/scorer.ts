@@ -22,7 +22,41 @@ export interface ScorerEngineSpec {
   device: string;
   /** Intra-op threads of each session. */
   threads: number;
-  batching: BatcherOptions;
+  batching: BatcherOptions & { maxBatchLogits?: number };
+}
+
+/**
+ * Scored tokens × vocabulary per forward batch when the config gives none: 2^25 floats, 128 MiB
+ * per [scored, vocab] float32 intermediate of the scoring head (it holds several).
+ */
+export const DEFAULT_MAX_BATCH_LOGITS = 2 ** 25;
+
+/**
+ * A row with more scored positions than one batch may hold is split into rows over the same ids
+ * with consecutive slices of its positions: the transformer body runs once per part, but the
+ * head's memory stays bounded whatever the vocabulary. Outputs are concatenated back in order.
+ */
+export function splitRow(row: BatchRow, maxScored: number): BatchRow[] {
+  if (row.positions.length <= maxScored) return [row];
+  const parts: BatchRow[] = [];
+  for (let i = 0; i < row.positions.length; i += maxScored) parts.push({ ids: row.ids, positions: row.positions.slice(i, i + maxScored) });
+  return parts;
+}
+
+function concatOutputs(parts: readonly BatchOutputs[]): BatchOutputs {
+  if (parts.length === 1) return parts[0];
+  const out: BatchOutputs = {};
+  for (const name of Object.keys(parts[0])) {
+    const total = parts.reduce((n, p) => n + p[name].length, 0);
+    const joined = new Float32Array(total);
+    let offset = 0;
+    for (const p of parts) {
+      joined.set(p[name], offset);
+      offset += p[name].length;
+    }
+    out[name] = joined;
+  }
+  return out;
 }
 
 /** Which positions a Sequence scores: token k of a span is read at position k − 1. */
@@ -46,6 +80,8 @@ function assertFinite(outputs: HeadOutputs, role: string): void {
 
 export class ScorerEngine {
   readonly batcher: Batcher;
+  /** Scored positions one forward batch may hold: max_batch_logits ÷ vocabulary. */
+  readonly maxBatchScored: number;
 
   private constructor(
     readonly spec: ScorerEngineSpec,
@@ -53,7 +89,8 @@ export class ScorerEngine {
     readonly reference: EngineWorker,
     private readonly observer: EngineObserver,
   ) {
-    this.batcher = new Batcher(spec.batching, (batch) => this.forward(batch), observer);
+    this.maxBatchScored = Math.max(1, Math.floor((spec.batching.maxBatchLogits ?? DEFAULT_MAX_BATCH_LOGITS) / policy.info!.vocabSize));
+    this.batcher = new Batcher({ ...spec.batching, maxBatchScored: this.maxBatchScored }, (batch) => this.forward(batch), observer);
   }
 
   static async start(spec: ScorerEngineSpec, observer: EngineObserver = {}): Promise<ScorerEngine> {
@@ -120,8 +157,10 @@ export class ScorerEngine {
 
   /** Scores every span token of every Sequence; resolves in input order. */
   async score(sequences: readonly Sequence[], options: SubmitOptions = {}): Promise<TokenScores[]> {
-    const rows = sequences.map(sequenceRow);
-    const outputs = await this.batcher.submit(rows, options);
+    const parts = sequences.map((seq) => splitRow(sequenceRow(seq), this.maxBatchScored));
+    const flat = await this.batcher.submit(parts.flat(), options);
+    let next = 0;
+    const outputs = parts.map((p) => concatOutputs(flat.slice(next, (next += p.length))));
     return outputs.map((o) => ({
       policy: Float64Array.from(o.policy),
       reference: Float64Array.from(o.reference),

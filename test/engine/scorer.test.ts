@@ -74,3 +74,32 @@ for (const [label, dir, vocab] of [
     });
   });
 }
+
+describe('max_batch_logits: the head never holds more than its budget of scored tokens × vocabulary', () => {
+  const onnxFile = resolveModelDir(LLAMA).onnxFile;
+  let small: ScorerEngine;
+  let roomy: ScorerEngine;
+  const batches: number[] = [];
+  beforeAll(async () => {
+    // 5 scored tokens per batch at vocabulary 32,000.
+    small = await ScorerEngine.start(
+      { name: 's', policyOnnx: onnxFile, referenceOnnx: onnxFile, device: 'cpu', threads: 1, batching: { ...batching, maxBatchLogits: 5 * 32000 } },
+      { batchStarted: (report) => batches.push(report.scoredTokens) },
+    );
+    roomy = await ScorerEngine.start({ name: 'r', policyOnnx: onnxFile, referenceOnnx: onnxFile, device: 'cpu', threads: 1, batching });
+  });
+  afterAll(async () => Promise.all([small?.close(), roomy?.close()]));
+
+  it('splits a long step across batches and returns the same values as one batch (1e-5)', async () => {
+    expect(small.maxBatchScored).toBe(5);
+    const seqs = [stepSequence([1, ...ids(40, 3, 3, 32000)], 23), stepSequence([1, ...ids(12, 4, 3, 32000)], 2)];
+    const [a, b] = [await small.score(seqs), await roomy.score(seqs)];
+    expect(Math.max(...batches)).toBeLessThanOrEqual(5);
+    expect(batches.reduce((x, y) => x + y, 0)).toBe(25);
+    for (let i = 0; i < seqs.length; i++) {
+      expect(a[i].policy.length).toBe(b[i].policy.length);
+      a[i].policy.forEach((v, k) => expect(Math.abs(v - b[i].policy[k])).toBeLessThan(1e-5));
+      a[i].topkMeanLogprob.forEach((v, k) => expect(Math.abs(v - b[i].topkMeanLogprob[k])).toBeLessThan(1e-5));
+    }
+  });
+});
