@@ -11,10 +11,16 @@ export interface ScoringOptions {
   truncate?: boolean;
 }
 
+/**
+ * β is a KL coefficient (0.01–10 in practice); above this, β · log-ratio can overflow to ±Infinity,
+ * which JSON cannot carry (1e308 answered a 500 before this bound).
+ */
+export const MAX_BETA = 1e6;
+
 export function resolveBeta(requested: number | undefined, scorer: Scorer): number {
   if (requested === undefined) return scorer.beta;
-  if (!(requested > 0) || !Number.isFinite(requested)) {
-    throw unprocessable('invalid_beta', `beta must be a finite number > 0 (got ${requested})`);
+  if (!(requested > 0) || !(requested <= MAX_BETA)) {
+    throw unprocessable('invalid_beta', `beta must be a number in (0, ${MAX_BETA}] (got ${requested})`);
   }
   return requested;
 }

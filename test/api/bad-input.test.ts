@@ -123,6 +123,7 @@ const ROWS: Row[] = [
   { name: 'β = 0', payload: { ...ok, beta: 0 }, status: 422, code: 'invalid_beta' },
   { name: 'β < 0', payload: { ...ok, beta: -0.5 }, status: 422, code: 'invalid_beta' },
   { name: 'β underflowing to 0 (1e-400)', payload: `{"prompt_ids":[${BOS}],"step_ids":[12],"beta":1e-400}`, status: 422, code: 'invalid_beta' },
+  { name: 'β so large that β·log-ratio overflows (1e308)', payload: `{"prompt":"up","step":"up","beta":1e308}`, status: 422, code: 'invalid_beta' },
   { name: 'β ≤ 0 in one item', payload: { items: [ok, { ...ok, beta: -1 }] }, status: 422, code: 'invalid_beta' },
 
   // sizes → 413, names → 404
