@@ -140,8 +140,8 @@ export async function runLevers(ctx: BenchContext): Promise<BenchOutput<LeversRe
     for (const [i, tc] of threadConfigs.entries()) {
       const eng = await startEngine(pair, options.device, tc.threads, defaults);
       try {
-        const measure = async (lever: string, setting: string, maxBatchTokens: number, bucketName: string, withSingles: boolean) => {
-          const batches = formBatches(rows, { ...defaults, maxBatchTokens }, BUCKETINGS[bucketName]);
+        const measure = async (lever: string, setting: string, maxBatchTokens: number, bucketName: string, withSingles: boolean, maxBatchRows = defaults.maxBatchRows) => {
+          const batches = formBatches(rows, { ...defaults, maxBatchTokens, maxBatchRows }, BUCKETINGS[bucketName]);
           await runBatches(eng, batches.slice(0, 2), 1, tc.schedule); // warm the shapes
           const seconds = await runBatches(eng, batches, defaults.maxInflight, tc.schedule);
           const single = withSingles ? median(await singleItemSeconds(eng, items.slice(0, singles), tc.schedule)) * 1000 : null;
@@ -163,7 +163,8 @@ export async function runLevers(ctx: BenchContext): Promise<BenchOutput<LeversRe
         const label = `${tc.schedule === 'parallel' ? 'two workers side by side' : 'one after the other (one worker)'}, ${tc.threads} thread(s) each`;
         await measure('threads / workers', label, defaults.maxBatchTokens, 'ladder', true);
         if (i === 0) {
-          for (const tokens of [2048, 4096, 8192, 32768]) await measure('max_batch_tokens', String(tokens), tokens, 'ladder', false);
+          for (const tokens of [1024, 2048]) await measure('max_batch_tokens', String(tokens), tokens, 'ladder', false);
+          await measure('max_batch_rows', '1 (no batching)', defaults.maxBatchTokens, 'ladder', false, 1);
           for (const b of ['exact', 'power of two']) await measure('bucketing', b, defaults.maxBatchTokens, b, false);
         }
       } finally {

@@ -10,6 +10,7 @@
  *   npm run bench -- --no-python        never call Python (the paper pattern is then skipped)
  *   npm run bench -- --out DIR          write the JSON files elsewhere
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import { BENCH_DIR, log, machineInfo, table, writeJson, type BenchContext, type BenchOptions, type BenchOutput, type Cell, sizesFor } from './lib/common.js';
 import { runLevers } from './levers.js';
@@ -136,6 +137,15 @@ async function main(): Promise<void> {
   process.stdout.write(`${ratioTable}\n`);
   const seconds = (performance.now() - started) / 1000;
   writeJson(options, 'summary', { machine, quick: options.quick, device: options.device, benches: selected, seconds, ratios: summary, tables: [...tables, ratioTable] });
+  // The same tables as Markdown with the machine facts on top: what bench/RESULTS.md is made from.
+  const loads = Object.values(results).map((r) => `${r!.bench} ${r!.loadAverage.before.toFixed(1)}→${r!.loadAverage.after.toFixed(1)}`);
+  const header = [
+    `Run of ${machine.date} · commit ${machine.commit}${machine.dirty ? ' (uncommitted changes present)' : ''} · ${machine.cores} cores, ${machine.cpuModel}, ${machine.memoryGiB} GiB · Node ${machine.node}, onnxruntime-node ${machine.onnxruntime} · device ${options.device} · ${seconds.toFixed(0)} s`,
+    '',
+    `1-minute load average before→after each bench: ${loads.join(', ')}`,
+    '',
+  ];
+  fs.writeFileSync(path.join(options.outDir, 'results.md'), [...header, ...tables, ratioTable].join('\n'));
   log(`done in ${seconds.toFixed(0)} s; JSON in ${path.relative(process.cwd(), options.outDir) || '.'}`);
 }
 

@@ -13,6 +13,14 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 export const BENCH_DIR = path.join(ROOT, 'bench');
 export const MODELS_DIR = path.join(BENCH_DIR, 'models');
 
+/**
+ * max_batch_tokens of every bench (service and limit alike). Not the service default of 16,384:
+ * at the full suite's sizes (rows up to 1,580 tokens) a 16,384-token batch of these exports,
+ * whose attention materialises [rows, heads, S, S] scores, took the bench process past 16 GB and
+ * the kernel's OOM killer ended it (bench/RESULTS.md). 4,096 keeps a batch's attention under ~100 MB.
+ */
+export const BENCH_MAX_BATCH_TOKENS = 4096;
+
 export interface BenchOptions {
   quick: boolean;
   device: 'cpu' | 'cuda';

@@ -6,17 +6,17 @@ import { bucketLength, packBatch, type BatchRow, type EngineBatch } from '../../
 import type { BatcherOptions } from '../../src/engine/batcher.js';
 import { ScorerEngine, sequenceRow } from '../../src/engine/scorer.js';
 import { defaultConfig } from '../../src/config.js';
-import type { Item, Pair } from './common.js';
+import { BENCH_MAX_BATCH_TOKENS, type Item, type Pair } from './common.js';
 import { resolveModelDir } from '../../src/engine/model-dir.js';
 
 export function serviceBatching(overrides: Partial<BatcherOptions> = {}): BatcherOptions {
   const c = defaultConfig();
   return {
-    maxBatchTokens: c.max_batch_tokens,
     maxBatchRows: c.max_batch_rows,
     maxQueue: c.max_queue,
     maxWaitMs: c.max_wait_ms,
     maxInflight: c.max_inflight_batches,
+    maxBatchTokens: BENCH_MAX_BATCH_TOKENS,
     ...overrides,
   };
 }

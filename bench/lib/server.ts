@@ -6,7 +6,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { log, ROOT, sleep, type Pair } from './common.js';
+import { BENCH_MAX_BATCH_TOKENS, log, ROOT, sleep, type Pair } from './common.js';
 
 const CLI = path.join(ROOT, 'dist', 'src', 'cli.js');
 
@@ -62,7 +62,7 @@ export class BenchServer {
   static async start(pair: Pair, options: ServerOptions): Promise<BenchServer> {
     ensureBuilt();
     const port = await freePort();
-    const args = [CLI, 'serve', '--policy', pair.policy, '--reference', pair.reference, '--host', '127.0.0.1', '--port', String(port), '--device', options.device, ...(options.flags ?? [])];
+    const args = [CLI, 'serve', '--policy', pair.policy, '--reference', pair.reference, '--host', '127.0.0.1', '--port', String(port), '--device', options.device, '--max-batch-tokens', String(BENCH_MAX_BATCH_TOKENS), ...(options.flags ?? [])];
     // Request logs go to stdout at the default level, as in production; they are discarded here.
     const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
     const server = new BenchServer(child, `http://127.0.0.1:${port}`);
