@@ -137,13 +137,30 @@ async function serve(config: Config): Promise<void> {
     await pool.close();
     process.exit(1);
   }
+  // Registered before the models load: a SIGTERM during start-up is a clean exit 0 too.
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'draining');
+    app.drainState.draining = true;
+    await app.close(); // stops accepting, waits for in-flight requests
+    await pool.whenIdle();
+    await pool.close();
+    logger.info('stopped');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
   try {
     await pool.load();
   } catch (err) {
+    if (stopping) return; // closed by a signal while loading: stop() exits
     process.stderr.write(`pa-server: cannot start: ${(err as Error).message}\n`);
     await app.close();
     process.exit(1);
   }
+  if (stopping) return;
   metrics.recordModels(pool.list());
   for (const s of pool.list()) {
     for (const [role, info] of [['policy', s.engine.policyInfo], ['reference', s.engine.referenceInfo]] as const) {
@@ -159,20 +176,6 @@ async function serve(config: Config): Promise<void> {
   }
   logger.info({ scorers: pool.list().map((s) => s.name), address: app.server.address() }, 'ready');
 
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'draining');
-    app.drainState.draining = true;
-    await app.close(); // stops accepting, waits for in-flight requests
-    await pool.whenIdle();
-    await pool.close();
-    logger.info('stopped');
-    process.exit(0);
-  };
-  process.on('SIGTERM', () => void stop('SIGTERM'));
-  process.on('SIGINT', () => void stop('SIGINT'));
 }
 
 export function buildCli(): Command {

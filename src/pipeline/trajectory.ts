@@ -72,7 +72,12 @@ export function resolveTrajectoryInput(request: TrajectoryRequest): { input: Tra
   }
   const adapted = adaptTrajectory(format, data);
   return {
-    input: { ...request, messages: adapted.messages, action_roles: request.action_roles ?? adapted.action_roles },
+    input: {
+      ...request,
+      messages: adapted.messages,
+      action_roles: request.action_roles ?? adapted.action_roles,
+      tools: request.tools ?? adapted.tools,
+    },
     labels: adapted.labels,
   };
 }
