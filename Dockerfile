@@ -36,6 +36,8 @@ ENV NODE_ENV=production \
 WORKDIR /app
 COPY --from=build --chown=node:node /app/node_modules ./node_modules
 COPY --from=build --chown=node:node /app/dist ./dist
+# The viewer's page and CSS are read from src/ui (its modules are compiled into dist/src/ui).
+COPY --from=build --chown=node:node /app/src/ui ./src/ui
 COPY --chown=node:node package.json openapi.yaml ./
 # The embedded default pair: served with no mount. Mount your own at /models and pass
 # --policy /models/<policy> --reference /models/<reference> (or PA_CONFIG=/models/config.yaml).

@@ -20,6 +20,9 @@ export function isOpenRoute(routeUrl: string | undefined, config: Pick<Config, '
   if (routeUrl === undefined) return false;
   if (ALWAYS_OPEN.has(routeUrl)) return true;
   if (routeUrl === '/metrics') return config.auth_metrics !== true;
+  // The viewer's static files hold no data and a browser cannot send a Bearer header for a page
+  // load; the page's API calls still need the key (it has a field for it).
+  if (routeUrl === '/ui' || routeUrl === '/ui/' || routeUrl.startsWith('/ui/')) return true;
   return routeUrl === '/docs' || routeUrl.startsWith('/docs/');
 }
 

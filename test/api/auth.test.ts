@@ -52,7 +52,7 @@ describe('API key on the HTTP surface', () => {
       { method: 'POST' as const, url: '/score', payload: { prompt: 'a', step: 'b' } },
       // Not a route: still refused, so the route table is not probed without a key.
       { method: 'GET' as const, url: '/v1/nope' },
-      { method: 'GET' as const, url: '/ui' },
+      { method: 'POST' as const, url: '/v1/trajectories/score', payload: { messages: [] } },
     ];
     for (const req of requests) {
       const res = await app.inject(req);
@@ -100,13 +100,15 @@ describe('API key on the HTTP surface', () => {
     }
   });
 
-  it('/health, /ready, /metrics, /openapi.yaml and /docs stay open; auth_metrics closes /metrics', async () => {
+  it('/health, /ready, /metrics, /openapi.yaml, /docs and the viewer\'s static files stay open; auth_metrics closes /metrics', async () => {
     const open = await appWith({ api_key: KEY });
     expect((await open.inject({ method: 'GET', url: '/health' })).statusCode).toBe(200);
     expect((await open.inject({ method: 'GET', url: '/ready' })).statusCode).toBe(503); // not loaded, but not 401
     expect((await open.inject({ method: 'GET', url: '/metrics' })).statusCode).toBe(200);
     expect((await open.inject({ method: 'GET', url: '/openapi.yaml' })).statusCode).toBe(200);
     expect((await open.inject({ method: 'GET', url: '/docs/' })).statusCode).toBe(200);
+    // A browser cannot send a Bearer header for a page load; the page's API calls still need the key.
+    expect((await open.inject({ method: 'GET', url: '/ui/' })).statusCode).toBe(200);
 
     const closed = await appWith({ api_key: KEY, auth_metrics: true });
     const refused = await closed.inject({ method: 'GET', url: '/metrics' });
