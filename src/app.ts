@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { apiKeyAuth, requiresApiKey } from './api/auth.js';
 import { errorHandling } from './api/errors.js';
 import { infoRoutes } from './api/info.js';
@@ -91,7 +91,8 @@ export function buildApp(config: Config, pool: ScorerPool, options: AppOptions =
     // While closing, fastify's own 503 body is not our error shape; the drain hook below answers
     // 503 shutting_down instead (and /ready says draining).
     return503OnClosing: false,
-    disableRequestLogging: true,
+    // Our own onResponse hook writes the one line per request; fastify's own lines are off.
+    logController: new LogController({ disableRequestLogging: true }),
     // An honest contract: no type coercion, no silently dropped fields.
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false } },
     genReqId: (req) => {

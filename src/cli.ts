@@ -46,6 +46,7 @@ const SERVE_FLAGS: [flag: string, key: keyof Config | null, description: string,
   ['--max-batch-rows <n>', 'max_batch_rows', 'rows per forward batch (default 64)', int],
   ['--max-batch-logits <n>', 'max_batch_logits', 'scored tokens × vocabulary per forward batch; bounds the head\'s memory (default 33554432)', int],
   ['--max-queue <n>', 'max_queue', 'queued rows before 429 (default 1024)', int],
+  ['--drain-timeout-ms <ms>', 'drain_timeout_ms', 'on SIGTERM, finish accepted requests for at most this long, then exit 1 (default 25000)', int],
   ['--max-wait-ms <ms>', 'max_wait_ms', 'wait this long for a fuller batch (default 0: no timer)', num],
   ['--max-items <n>', 'max_items', 'items per request (default 256)', int],
   ['--body-limit <bytes>', 'body_limit', 'request body limit in bytes (default 8 MiB)', int],
@@ -142,11 +143,18 @@ async function serve(config: Config): Promise<void> {
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    logger.info({ signal }, 'draining');
+    logger.info({ signal, drain_timeout_ms: config.drain_timeout_ms }, 'draining');
     app.drainState.draining = true;
+    // A stuck forward pass must not keep an orchestrator waiting forever: give up after the timeout.
+    const deadline = setTimeout(() => {
+      logger.error({ drain_timeout_ms: config.drain_timeout_ms }, 'drain timed out; exiting with requests unfinished');
+      process.exit(1);
+    }, config.drain_timeout_ms);
+    deadline.unref();
     await app.close(); // stops accepting, waits for in-flight requests
     await pool.whenIdle();
     await pool.close();
+    clearTimeout(deadline);
     logger.info('stopped');
     process.exit(0);
   };

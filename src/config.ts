@@ -45,6 +45,7 @@ export const ConfigSchema = Type.Object(
     max_batch_tokens: Type.Integer({ minimum: 16 }),
     max_batch_rows: Type.Integer({ minimum: 1 }),
     max_batch_logits: Type.Integer({ minimum: 1024 }),
+    drain_timeout_ms: Type.Integer({ minimum: 0 }),
     max_queue: Type.Integer({ minimum: 1 }),
     max_wait_ms: Type.Number({ minimum: 0 }),
     max_inflight_batches: Type.Integer({ minimum: 1, maximum: 8 }),
@@ -77,6 +78,8 @@ export function defaultConfig(): Config {
     max_batch_rows: 64,
     // Scored tokens × vocabulary per batch: bounds the scoring head's memory at any vocabulary.
     max_batch_logits: 2 ** 25,
+    // SIGTERM: finish accepted work for at most this long (Kubernetes waits 30 s before SIGKILL).
+    drain_timeout_ms: 25_000,
     max_queue: 1024,
     max_wait_ms: 0,
     max_inflight_batches: 2,
