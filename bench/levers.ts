@@ -163,7 +163,7 @@ export async function runLevers(ctx: BenchContext): Promise<BenchOutput<LeversRe
         const label = `${tc.schedule === 'parallel' ? 'two workers side by side' : 'one after the other (one worker)'}, ${tc.threads} thread(s) each`;
         await measure('threads / workers', label, defaults.maxBatchTokens, 'ladder', true);
         if (i === 0) {
-          for (const tokens of [1024, 2048]) await measure('max_batch_tokens', String(tokens), tokens, 'ladder', false);
+          for (const tokens of [2048, 4096]) await measure('max_batch_tokens', String(tokens), tokens, 'ladder', false);
           await measure('max_batch_rows', '1 (no batching)', defaults.maxBatchTokens, 'ladder', false, 1);
           for (const b of ['exact', 'power of two']) await measure('bucketing', b, defaults.maxBatchTokens, b, false);
         }
@@ -176,9 +176,9 @@ export async function runLevers(ctx: BenchContext): Promise<BenchOutput<LeversRe
     const base = { device: options.device, vocab: pair.vocab, maxPositions: pair.maxPositions, quick: options.quick, items: count, singles };
     const policyOnnx = resolveModelDir(pair.policy).onnxFile;
     const memoryConfigs: [string, ProbeSpec['memory']][] = [
-      ['arena on, mem pattern on (ORT default)', {}],
-      ['arena off', { enableCpuMemArena: false }],
-      ['mem pattern off', { enableMemPattern: false }],
+      ['arena on, mem pattern on (ORT default)', { enableCpuMemArena: true, enableMemPattern: true }],
+      ['arena on, mem pattern off (engine default)', {}],
+      ['arena off, mem pattern on', { enableCpuMemArena: false, enableMemPattern: true }],
       ['both off', { enableCpuMemArena: false, enableMemPattern: false }],
     ];
     for (const [setting, memory] of memoryConfigs) session.push({ setting, ...(await probe({ ...base, onnx: policyOnnx, memory })) });

@@ -14,12 +14,13 @@ export const BENCH_DIR = path.join(ROOT, 'bench');
 export const MODELS_DIR = path.join(BENCH_DIR, 'models');
 
 /**
- * max_batch_tokens of every bench (service and limit alike). Not the service default of 16,384:
- * at the full suite's sizes (rows up to 1,580 tokens) a 16,384-token batch of these exports,
- * whose attention materialises [rows, heads, S, S] scores, took the bench process past 16 GB and
- * the kernel's OOM killer ended it (bench/RESULTS.md). 4,096 keeps a batch's attention under ~100 MB.
+ * max_batch_tokens of every bench (service and limit alike), not the service default of 16,384.
+ * Measured (bench/RESULTS.md): at 16,384 these exports, whose attention materialises
+ * [rows, heads, S, S] scores, took the bench past 16 GB and the OOM killer ended it; and on CPU
+ * batching long rows is slower per row than running them one by one, so 1,024 (batches only
+ * rows shorter than ~512 tokens) gave the best scored tokens/s in the levers sweep.
  */
-export const BENCH_MAX_BATCH_TOKENS = 4096;
+export const BENCH_MAX_BATCH_TOKENS = 1024;
 
 export interface BenchOptions {
   quick: boolean;

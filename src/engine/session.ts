@@ -109,6 +109,9 @@ export class ScoringSession {
           executionProviders: providers,
           intraOpNumThreads: spec.intraOpThreads,
           interOpNumThreads: 1,
+          // Memory patterns off by default: on CPU they cost peak RSS (1,690 → 1,064 MiB for one
+          // session at vocab 32,000) and bought no speed (bench/RESULTS.md, levers).
+          enableMemPattern: false,
           ...spec.memory,
           graphOptimizationLevel: 'all',
           externalData,
