@@ -28,6 +28,7 @@ const SCORER_FLAGS = [
   '--threads',
   '--max-batch-tokens',
   '--max-batch-rows',
+  '--max-batch-logits',
   '--max-wait-ms',
   '--config',
 ];
