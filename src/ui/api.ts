@@ -10,36 +10,13 @@ export type AttributionMethod = 'min_cumulative' | 'sharpest_drop' | 'sharpest_a
 export const BASELINE_KINDS = ['mean_logprob', 'neg_entropy', 'self_certainty', 'deepconf'] as const;
 export type BaselineKind = (typeof BASELINE_KINDS)[number];
 
-export interface TokenScore {
-  id: number;
-  text: string;
-  policy_logprob: number;
-  reference_logprob: number;
-  log_ratio: number;
-}
+// The response shapes are the server's own (type-only imports: nothing of them reaches the browser).
+export type { StepResult } from '../pipeline/trajectory.js';
+import type { TrajectoryResult as ServerTrajectoryResult } from '../pipeline/trajectory.js';
+export type TokenScore = NonNullable<import('../pipeline/trajectory.js').StepResult['tokens']>[number];
 
-export interface StepResult {
-  index: number;
-  role?: string;
-  name?: string;
-  advantage: number;
-  log_ratio: number;
-  num_tokens: number;
-  truncated: boolean;
-  cumulative: number;
-  baselines?: Record<BaselineKind, number>;
-  tokens?: TokenScore[];
-}
-
-export interface TrajectoryResult {
+export interface TrajectoryResult extends ServerTrajectoryResult {
   model: string;
-  beta: number;
-  num_tokens: number;
-  truncated_tokens: number;
-  steps: StepResult[];
-  aggregates: { mean: number; sum: number; min: number; max: number; last: number; bottom10: number };
-  baselines?: Record<string, number>;
-  labels?: { success?: boolean; mistake_step?: number | null; mistake_agent?: string | null };
 }
 
 export interface AttributeResult {

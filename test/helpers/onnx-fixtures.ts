@@ -17,22 +17,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import onnxProto from 'onnx-proto';
+import { seededRandom } from '../../src/scoring/evaluation.js';
+import { halfToFloat } from './reference-logprobs.js';
 
 const { onnx } = onnxProto;
 type TensorProto = InstanceType<typeof onnx.TensorProto>;
 const DataType = onnx.TensorProto.DataType;
 
-/** Deterministic uniform numbers in [0, 1) (mulberry32). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// A seeded PRNG (mulberry32), shared with the evaluation bootstrap; re-exported for the fault fixtures.
+export { seededRandom };
 
 /** A V×V table of logits, uniform in [−spread, spread), rounded to float32 (what the model holds). */
 export function randomTable(vocab: number, seed: number, spread = 3): number[][] {
@@ -208,15 +201,6 @@ export function floatToHalf(value: number): number {
   const rest = mant & 0x1fff;
   if (rest > 0x1000 || (rest === 0x1000 && half & 1)) half++;
   return sign | half;
-}
-
-export function halfToFloat(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >> 10) & 0x1f;
-  const frac = h & 0x3ff;
-  if (exp === 0) return sign * 2 ** -14 * (frac / 1024);
-  if (exp === 31) return frac ? NaN : sign * Infinity;
-  return sign * 2 ** (exp - 15) * (1 + frac / 1024);
 }
 
 const ONNX_NAMES = ['model.onnx', 'onnx/model.onnx', 'decoder_model_merged.onnx', 'past.onnx'];
