@@ -18,7 +18,8 @@ import path from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { perturbModel } from '../helpers/onnx-fixtures.js';
-import { rawLogits } from '../helpers/reference-logprobs.js';
+import { logsumexp, rawLogits } from '../helpers/reference-logprobs.js';
+import { freePort } from '../reliability/server-process.js';
 
 const ROOT = path.resolve(__dirname, '../..');
 const REAL = path.resolve(ROOT, '../shared/real/models');
@@ -28,17 +29,6 @@ const GRIDWORLD = { policy: path.join(ROOT, 'models/gridworld-policy'), referenc
 
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'pa-e2e-'));
 afterAll(() => fs.rmSync(tmpRoot, { recursive: true, force: true }));
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const port = (server.address() as net.AddressInfo).port;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 interface Running {
   child: ChildProcess;
@@ -122,14 +112,6 @@ async function stop(r: Running): Promise<void> {
   else r.child.kill('SIGTERM');
   const { code, signal } = await r.exited;
   expect({ code, signal, output: code === 0 ? '' : r.output() }).toEqual({ code: 0, signal: null, output: '' });
-}
-
-function logsumexp(row: Float64Array): number {
-  let max = -Infinity;
-  for (const x of row) max = Math.max(max, x);
-  let s = 0;
-  for (const x of row) s += Math.exp(x - max);
-  return max + Math.log(s);
 }
 
 /** Per-token float64 log π − log π_ref of ids[start..] from the raw logits of both models. */

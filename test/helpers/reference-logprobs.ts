@@ -65,13 +65,18 @@ export async function rawLogits(onnxFile: string, ids: number[]): Promise<{ rows
   return { rows, vocab };
 }
 
-/** float64 log-softmax statistics of one logits row. */
-export function statsOfRow(row: Float64Array, target: number): PositionStats {
+/** log Σ exp(row), in float64, shifted by the max so nothing overflows. */
+export function logsumexp(row: Float64Array): number {
   let max = -Infinity;
   for (const x of row) max = Math.max(max, x);
   let sumExp = 0;
   for (const x of row) sumExp += Math.exp(x - max);
-  const lse = max + Math.log(sumExp);
+  return max + Math.log(sumExp);
+}
+
+/** float64 log-softmax statistics of one logits row. */
+export function statsOfRow(row: Float64Array, target: number): PositionStats {
+  const lse = logsumexp(row);
   let entropy = 0;
   let sumLogp = 0;
   for (const x of row) {

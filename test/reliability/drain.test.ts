@@ -11,7 +11,7 @@
 import http from 'node:http';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { rawLogits } from '../helpers/reference-logprobs.js';
+import { rawLogits, logsumexp } from '../helpers/reference-logprobs.js';
 import { freePort, ROOT, startServer, waitReady, type ServerProcess } from './server-process.js';
 
 const POLICY = path.join(ROOT, 'models/gridworld-policy/model.onnx');
@@ -24,14 +24,6 @@ const started: ServerProcess[] = [];
 afterEach(() => {
   for (const s of started.splice(0)) s.kill();
 });
-
-function logsumexp(row: Float64Array): number {
-  let max = -Infinity;
-  for (const x of row) max = Math.max(max, x);
-  let s = 0;
-  for (const x of row) s += Math.exp(x - max);
-  return max + Math.log(s);
-}
 
 async function expectedLogRatio(promptIds: number[], stepIds: number[]): Promise<number> {
   const ids = [...promptIds, ...stepIds];

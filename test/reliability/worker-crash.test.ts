@@ -16,7 +16,7 @@ import type { EngineWorker } from '../../src/engine/engine-worker.js';
 import type { ScorerEngine } from '../../src/engine/scorer.js';
 import { Metrics } from '../../src/metrics.js';
 import { ScorerPool } from '../../src/pool.js';
-import { rawLogits } from '../helpers/reference-logprobs.js';
+import { rawLogits, logsumexp } from '../helpers/reference-logprobs.js';
 
 const POLICY = path.join(PACKAGE_ROOT, 'models', 'gridworld-policy');
 const REFERENCE = path.join(PACKAGE_ROOT, 'models', 'gridworld-reference');
@@ -44,14 +44,6 @@ afterAll(async () => {
   await app?.close();
   await pool?.close();
 });
-
-function logsumexp(row: Float64Array): number {
-  let max = -Infinity;
-  for (const x of row) max = Math.max(max, x);
-  let s = 0;
-  for (const x of row) s += Math.exp(x - max);
-  return max + Math.log(s);
-}
 
 async function expectedLogRatio(promptIds: number[], stepIds: number[]): Promise<number> {
   const ids = [...promptIds, ...stepIds];
