@@ -51,7 +51,7 @@ export interface Sizes {
   stepTokens: [number, number];
   /** Independent items for limit, service and paper. */
   items: number;
-  /** Items the paper pattern runs (it is the slowest side, so it gets fewer). */
+  /** Items the paper pattern runs: the same items as limit and service, so scored tok/s compare the same mix. */
   paperItems: number;
   /** Items timed one at a time: the limit's single-item time and the service at concurrency 1. */
   singleItems: number;
@@ -66,7 +66,7 @@ export const FULL_SIZES: Sizes = {
   promptTokens: [200, 1500],
   stepTokens: [10, 80],
   items: 96,
-  paperItems: 24,
+  paperItems: 96,
   singleItems: 48,
   concurrency: [1, 8, 64],
   requests: 96,
