@@ -74,7 +74,9 @@ export function defaultConfig(): Config {
     port: 8080,
     device: 'cpu',
     threads: defaultThreads(),
-    max_batch_tokens: 16384,
+    // Measured best on CPU (bench/RESULTS.md, levers): the exports build [rows, heads, S, S] attention
+    // scores, so big batches of long rows cost memory and buy no speed; rows longer than this still run alone.
+    max_batch_tokens: 1024,
     max_batch_rows: 64,
     // Scored tokens × vocabulary per batch: bounds the scoring head's memory at any vocabulary.
     max_batch_logits: 2 ** 25,
