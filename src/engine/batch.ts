@@ -14,6 +14,12 @@ export interface EngineBatch {
   gatherIndex: Int32Array;
   /** The token scored at each gathered position. */
   targets: Int32Array;
+  /**
+   * Real scored positions: gatherIndex and targets are padded past this to a bucket size, so
+   * the head's [scored, vocab] intermediates take few distinct shapes and ORT's arena reuses
+   * its blocks instead of growing with every new count. Outputs past it are discarded.
+   */
+  scored: number;
 }
 
 export interface HeadOutputs {
@@ -47,8 +53,10 @@ export function packBatch(rows: readonly BatchRow[], padId = 0): EngineBatch {
   const ids = new Int32Array(rows.length * seqLen).fill(padId);
   const lengths = new Int32Array(rows.length);
   const scored = rows.reduce((n, r) => n + r.positions.length, 0);
-  const gatherIndex = new Int32Array(scored);
-  const targets = new Int32Array(scored);
+  // Padding entries gather position 0 of row 0 for token 0: valid, cheap, and thrown away.
+  const gathered = scored === 0 ? 0 : bucketLength(scored, 8);
+  const gatherIndex = new Int32Array(gathered);
+  const targets = new Int32Array(gathered);
   let k = 0;
   rows.forEach((row, b) => {
     ids.set(row.ids, b * seqLen);
@@ -59,5 +67,5 @@ export function packBatch(rows: readonly BatchRow[], padId = 0): EngineBatch {
       k++;
     }
   });
-  return { rows: rows.length, seqLen, ids, lengths, gatherIndex, targets };
+  return { rows: rows.length, seqLen, ids, lengths, gatherIndex, targets, scored };
 }

@@ -265,7 +265,7 @@ export class Batcher {
         rows: batch.rows,
         paddedTokens: batch.rows * batch.seqLen,
         realTokens: entries.reduce((n, e) => n + e.row.ids.length, 0),
-        scoredTokens: batch.gatherIndex.length,
+        scoredTokens: batch.scored,
         queueWaits: entries.map((e) => (started - e.enqueuedAt) / 1000),
       });
       for (const e of entries) {

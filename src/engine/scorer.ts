@@ -67,6 +67,15 @@ export function sequenceRow(seq: Sequence): BatchRow {
 }
 
 
+/** Drops the outputs of the padding positions packBatch appended (see EngineBatch.scored). */
+function realPositions(outputs: HeadOutputs, scored: number): HeadOutputs {
+  const real = {} as HeadOutputs;
+  for (const [name, values] of Object.entries(outputs) as [keyof HeadOutputs, Float32Array | undefined][]) {
+    if (values) (real as unknown as Record<string, Float32Array>)[name] = values.subarray(0, scored);
+  }
+  return real;
+}
+
 function assertFinite(outputs: HeadOutputs, role: string): void {
   for (const [name, values] of Object.entries(outputs)) {
     if (!values) continue;
@@ -76,6 +85,13 @@ function assertFinite(outputs: HeadOutputs, role: string): void {
       }
     }
   }
+}
+
+async function settle<T>(promise: Promise<T>): Promise<PromiseSettledResult<T>> {
+  return promise.then(
+    (value) => ({ status: 'fulfilled', value }),
+    (reason) => ({ status: 'rejected', reason }),
+  );
 }
 
 export class ScorerEngine {
@@ -97,7 +113,10 @@ export class ScorerEngine {
     const session = { device: spec.device, intraOpThreads: spec.threads };
     const policy = new EngineWorker('policy', { ...session, onnxFile: spec.policyOnnx, stats: true });
     const reference = new EngineWorker('reference', { ...session, onnxFile: spec.referenceOnnx, stats: false });
-    const results = await Promise.allSettled([policy.start(), reference.start()]);
+    // One after the other: loading holds a model's weights more than once for a moment (file
+    // bytes, ORT's copy, prepacked MatMul weights), and two loads at once add those peaks up.
+    const results = [await settle(policy.start())];
+    results.push(results[0].status === 'fulfilled' ? await settle(reference.start()) : { status: 'rejected', reason: null });
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) {
       await Promise.all([policy.close(), reference.close()]);
@@ -140,7 +159,7 @@ export class ScorerEngine {
     }
     const timed = async (worker: EngineWorker, role: 'policy' | 'reference') => {
       const t0 = performance.now();
-      const out = await worker.run(batch);
+      const out = realPositions(await worker.run(batch), batch.scored);
       this.observer.inference?.(this.spec.name, role, (performance.now() - t0) / 1000);
       assertFinite(out, role);
       return out;

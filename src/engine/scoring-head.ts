@@ -169,6 +169,10 @@ export function addScoringHead(model: ModelProto, file: string, options: HeadOpt
     added.push(node('Gather', ['pa_head/hidden_flat', HEAD_INPUTS.gatherIndex], ['pa_head/hidden_rows'], { axis: 0 }));
     added.push(node('MatMul', ['pa_head/hidden_rows', weight], [rows]));
     gatherBeforeLmHead = true;
+    // The original projection of every position is dead once logits stop being an output, but
+    // ORT still runs it (and holds its [B, S, V] result): measured on a 151,936-vocabulary pair,
+    // it was most of the time and memory. Remove it unless another node reads the logits.
+    if (!nodes.some((n) => n !== producer && n.input.includes(logitsName))) nodes.splice(nodes.indexOf(producer), 1);
   } else {
     added.push(node('Flatten', [logitsName], ['pa_head/logits_flat'], { axis: 2 }));
     added.push(node('Gather', ['pa_head/logits_flat', HEAD_INPUTS.gatherIndex], [rows], { axis: 0 }));
@@ -231,3 +235,30 @@ export function externalDataFiles(model: ModelProto): string[] {
   }
   return [...files];
 }
+
+/**
+ * Points every large inline initializer at its bytes in the model file instead of copying them:
+ * the tensor becomes "external data" in a virtual file `name` whose contents are `file` itself
+ * (its raw bytes are views into it after decoding). The re-encoded model is then only the graph,
+ * and ORT reads the weights from the one buffer: loading no longer holds the weights three times
+ * (file, re-encoded model, ORT's parse), which at a 151,936 vocabulary was most of the peak RSS.
+ * Returns how many tensors were moved.
+ */
+export function externalizeInlineWeights(model: ModelProto, file: Uint8Array, name: string, minBytes = 1024): number {
+  let moved = 0;
+  for (const t of (graphOf(model)?.initializer ?? []) as TensorProto[]) {
+    const raw = t.rawData as Uint8Array | undefined;
+    if (!raw || raw.byteLength < minBytes || raw.buffer !== file.buffer) continue;
+    if (t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL) continue;
+    t.dataLocation = onnx.TensorProto.DataLocation.EXTERNAL;
+    t.externalData = [
+      onnx.StringStringEntryProto.create({ key: 'location', value: name }),
+      onnx.StringStringEntryProto.create({ key: 'offset', value: String(raw.byteOffset - file.byteOffset) }),
+      onnx.StringStringEntryProto.create({ key: 'length', value: String(raw.byteLength) }),
+    ];
+    t.rawData = new Uint8Array(0);
+    moved++;
+  }
+  return moved;
+}
+

@@ -14,6 +14,7 @@ import {
   decodeModel,
   encodeModel,
   externalDataFiles,
+  externalizeInlineWeights,
   type HeadInfo,
 } from './scoring-head.js';
 
@@ -93,7 +94,7 @@ export class ScoringSession {
     }
     // External weights are handed over as buffers: ORT refuses data paths outside the directory
     // of the model it loads, and the rewritten graph is never written into the user's directory.
-    const externalData = externalDataFiles(model).map((name) => {
+    const externalData: { path: string; data: Uint8Array }[] = externalDataFiles(model).map((name) => {
       const full = path.resolve(path.dirname(file), name);
       try {
         return { path: name, data: fs.readFileSync(full) };
@@ -101,6 +102,9 @@ export class ScoringSession {
         throw new ModelLoadError(`${full}: external weights of ${file} cannot be read (${(err as Error).message})`);
       }
     });
+    // Large inline weights are read by ORT from the file's own bytes (see externalizeInlineWeights).
+    const INLINE = '__pa_inline_weights__.bin';
+    if (externalizeInlineWeights(model, bytes, INLINE) > 0) externalData.push({ path: INLINE, data: bytes });
     const rewritten = encodeModel(model);
     let lastError: unknown;
     for (const { providers, name } of executionProviders(spec.device)) {
@@ -201,4 +205,5 @@ export const probeBatch: EngineBatch = {
   lengths: Int32Array.of(2),
   gatherIndex: Int32Array.of(0),
   targets: Int32Array.of(0),
+  scored: 1,
 };

@@ -45,9 +45,24 @@ describe('packBatch', () => {
     const b = packBatch([row([5, 6, 7], [0, 1]), row([8, 9], [0])], 0);
     expect(b.seqLen).toBe(16);
     expect(Array.from(b.lengths)).toEqual([3, 2]);
-    expect(Array.from(b.gatherIndex)).toEqual([0, 1, 16]);
-    expect(Array.from(b.targets)).toEqual([6, 7, 9]);
+    expect(b.scored).toBe(3);
+    // The 3 real positions, then padding to the smallest bucket (8) that gathers position 0 for token 0.
+    expect(Array.from(b.gatherIndex)).toEqual([0, 1, 16, 0, 0, 0, 0, 0]);
+    expect(Array.from(b.targets)).toEqual([6, 7, 9, 0, 0, 0, 0, 0]);
     expect(Array.from(b.ids.slice(16, 19))).toEqual([8, 9, 0]);
+  });
+
+  it('pads the scored positions to a few bucket sizes, and none when nothing is scored', () => {
+    const sizes = new Set<number>();
+    for (let n = 1; n <= 200; n++) {
+      const b = packBatch([row(Array.from({ length: n + 1 }, (_, i) => i), Array.from({ length: n }, (_, i) => i))]);
+      expect(b.scored).toBe(n);
+      expect(b.gatherIndex.length).toBeGreaterThanOrEqual(n);
+      expect(b.gatherIndex.length).toBeLessThanOrEqual(Math.max(8, Math.ceil(n * 1.25)));
+      sizes.add(b.gatherIndex.length);
+    }
+    expect(sizes.size).toBeLessThan(30); // 200 counts share a few dozen shapes
+    expect(packBatch([row([1, 2], [])]).gatherIndex.length).toBe(0);
   });
 });
 
