@@ -5,6 +5,8 @@
  *   worker → parent  { type: 'ready', info } | { type: 'fatal', message }
  *                    { type: 'result', id, outputs } | { type: 'error', id, message }
  */
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { HeadOutputs } from './batch.js';
 import { ScoringSession, probeBatch, type SessionSpec } from './session.js';
@@ -19,11 +21,23 @@ function transferList(outputs: HeadOutputs): ArrayBuffer[] {
     .map((a) => a.buffer as ArrayBuffer);
 }
 
+/**
+ * Loading leaves the decoded model's JS garbage behind (about the model's size), and an idle
+ * worker allocates too little to trigger a collection: without one, it stays resident while the
+ * next session loads and sets the process's high-water mark. One full collection, once, after
+ * load (V8's gc is not exposed by default; this is the documented way to reach it).
+ */
+function collectLoadGarbage(): void {
+  v8.setFlagsFromString('--expose-gc');
+  (vm.runInNewContext('gc') as () => void)();
+}
+
 async function main(): Promise<void> {
   let session: ScoringSession;
   try {
     session = await ScoringSession.load(spec);
     await session.run(probeBatch); // warm-up: first-run allocations happen before /ready
+    collectLoadGarbage();
   } catch (err) {
     port.postMessage({ type: 'fatal', message: (err as Error).message } satisfies WorkerResponse);
     return;
