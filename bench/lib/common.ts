@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { seededRandom } from '../../src/scoring/evaluation.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const BENCH_DIR = path.join(ROOT, 'bench');
@@ -88,17 +89,8 @@ export function sizesFor(options: BenchOptions): Sizes {
   return options.quick ? QUICK_SIZES : FULL_SIZES;
 }
 
-/** Deterministic PRNG (mulberry32): every run scores the same items. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic PRNG (the service's own mulberry32): every run scores the same items. */
+export const rng = seededRandom;
 
 export function randInt(next: () => number, [lo, hi]: [number, number]): number {
   return lo + Math.floor(next() * (hi - lo + 1));

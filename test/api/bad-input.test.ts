@@ -14,15 +14,10 @@
  *    bytes, before JSON.parse and before any tokenization (pa_tokenization_duration_seconds does
  *    not count them).
  */
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApp, type App } from '../../src/app.js';
-import { defaultConfig, PACKAGE_ROOT, validateConfig } from '../../src/config.js';
-import { Metrics } from '../../src/metrics.js';
-import { ScorerPool } from '../../src/pool.js';
+import type { App } from '../../src/app.js';
+import { defaultPairApp, type DefaultPairApp } from '../helpers/default-pair-app.js';
 
-const POLICY = path.join(PACKAGE_ROOT, 'models', 'gridworld-policy');
-const REFERENCE = path.join(PACKAGE_ROOT, 'models', 'gridworld-reference');
 const VOCAB = 48;
 const MAX_LENGTH = 384;
 const MAX_ITEMS = 8;
@@ -30,26 +25,14 @@ const BODY_LIMIT = 64 * 1024;
 const BOS = 2;
 
 let app: App;
-let pool: ScorerPool;
+
+let served: DefaultPairApp;
 
 beforeAll(async () => {
-  const config = validateConfig({
-    ...defaultConfig(),
-    threads: 1,
-    log_level: 'silent',
-    max_items: MAX_ITEMS,
-    body_limit: BODY_LIMIT,
-    scorers: [{ name: 'default', policy: POLICY, reference: REFERENCE }],
-  });
-  const metrics = new Metrics({ defaultMetrics: false });
-  pool = new ScorerPool(config, (name) => metrics.engineObserver(name));
-  app = buildApp(config, pool, { metrics });
-  await pool.load();
+  served = await defaultPairApp({ max_items: MAX_ITEMS, body_limit: BODY_LIMIT });
+  ({ app } = served);
 });
-afterAll(async () => {
-  await app?.close();
-  await pool?.close();
-});
+afterAll(async () => served?.close());
 
 type Payload = string | Buffer | object;
 interface Row {

@@ -7,10 +7,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApp, type App } from '../../src/app.js';
+import type { App } from '../../src/app.js';
 import { defaultConfig, PACKAGE_ROOT, validateConfig } from '../../src/config.js';
-import { Metrics } from '../../src/metrics.js';
 import { ScorerPool } from '../../src/pool.js';
+import { defaultPairApp, type DefaultPairApp } from '../helpers/default-pair-app.js';
 import { loadTokenizer, type TextTokenizer } from '../../src/text/tokenizer.js';
 
 const POLICY = path.join(PACKAGE_ROOT, 'models', 'gridworld-policy');
@@ -23,26 +23,16 @@ const EPISODES = fs
   .map((line) => JSON.parse(line));
 
 let app: App;
-let pool: ScorerPool;
 let tok: TextTokenizer;
 
+let served: DefaultPairApp;
+
 beforeAll(async () => {
-  const config = validateConfig({
-    ...defaultConfig(),
-    threads: 1,
-    log_level: 'silent',
-    scorers: [{ name: 'default', policy: POLICY, reference: REFERENCE }],
-  });
-  const metrics = new Metrics({ defaultMetrics: false });
-  pool = new ScorerPool(config, (name) => metrics.engineObserver(name));
-  app = buildApp(config, pool, { metrics });
-  await pool.load();
+  served = await defaultPairApp();
+  ({ app } = served);
   tok = await loadTokenizer(POLICY);
 });
-afterAll(async () => {
-  await app?.close();
-  await pool?.close();
-});
+afterAll(async () => served?.close());
 
 async function post(url: string, payload: unknown) {
   const res = await app.inject({ method: 'POST', url, payload: payload as object });

@@ -12,26 +12,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import onnxProto from 'onnx-proto';
-import { seededRandom, writeWordLevelTokenizer } from './onnx-fixtures.js';
+import { floatTensor, seededRandom, valueInfo, writeWordLevelTokenizer } from './onnx-fixtures.js';
 
 const { onnx } = onnxProto;
 const DataType = onnx.TensorProto.DataType;
 
-function floatTensor(name: string, dims: number[], values: Float32Array) {
-  return onnx.TensorProto.create({
-    name,
-    dataType: DataType.FLOAT,
-    dims,
-    rawData: new Uint8Array(values.buffer, values.byteOffset, values.byteLength),
-  });
-}
-
-function valueInfo(name: string, elemType: number, dims: (number | string)[]) {
-  return onnx.ValueInfoProto.create({
-    name,
-    type: { tensorType: { elemType, shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } } },
-  });
-}
 
 function writeConfig(dir: string, vocab: number): void {
   fs.writeFileSync(

@@ -67,7 +67,7 @@ export interface BigramOptions {
   tokenizer?: boolean;
 }
 
-function floatTensor(name: string, dims: number[], values: Float32Array): TensorProto {
+export function floatTensor(name: string, dims: number[], values: Float32Array): TensorProto {
   return onnx.TensorProto.create({
     name,
     dataType: DataType.FLOAT,
@@ -76,7 +76,7 @@ function floatTensor(name: string, dims: number[], values: Float32Array): Tensor
   });
 }
 
-function valueInfo(name: string, elemType: number, dims: (number | string)[]) {
+export function valueInfo(name: string, elemType: number, dims: (number | string)[]) {
   return onnx.ValueInfoProto.create({
     name,
     type: {

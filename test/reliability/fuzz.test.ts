@@ -8,39 +8,24 @@
  * and /health, /ready and a known-good request answer normally afterwards.
  * FUZZ_SEED=<n> replays a run (fast-check prints the seed and the shrunk counterexample).
  */
-import path from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApp, type App } from '../../src/app.js';
-import { defaultConfig, PACKAGE_ROOT, validateConfig } from '../../src/config.js';
-import { Metrics } from '../../src/metrics.js';
-import { ScorerPool } from '../../src/pool.js';
+import type { App } from '../../src/app.js';
+import { defaultPairApp, type DefaultPairApp } from '../helpers/default-pair-app.js';
 import { payloadOf, ROUTES } from './fuzz-bodies.js';
 
 const RUNS_PER_ROUTE = 250;
 const HANG_MS = 15_000;
 
 let app: App;
-let pool: ScorerPool;
+
+let served: DefaultPairApp;
 
 beforeAll(async () => {
-  const config = validateConfig({
-    ...defaultConfig(),
-    threads: 1,
-    log_level: 'silent',
-    max_items: 16,
-    body_limit: 256 * 1024,
-    scorers: [{ name: 'default', policy: path.join(PACKAGE_ROOT, 'models/gridworld-policy'), reference: path.join(PACKAGE_ROOT, 'models/gridworld-reference') }],
-  });
-  const metrics = new Metrics({ defaultMetrics: false });
-  pool = new ScorerPool(config, (name) => metrics.engineObserver(name));
-  app = buildApp(config, pool, { metrics });
-  await pool.load();
+  served = await defaultPairApp({ max_items: 16, body_limit: 256 * 1024 });
+  ({ app } = served);
 });
-afterAll(async () => {
-  await app?.close();
-  await pool?.close();
-});
+afterAll(async () => served?.close());
 
 /** Why an answer is unacceptable, or null. Exported shape shared with bench/fuzz-long.ts. */
 export function verdict(status: number, raw: string): string | null {

@@ -9,13 +9,13 @@
  */
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApp, type App } from '../../src/app.js';
-import { defaultConfig, PACKAGE_ROOT, validateConfig } from '../../src/config.js';
+import type { App } from '../../src/app.js';
+import { PACKAGE_ROOT } from '../../src/config.js';
 import type { EngineBatch } from '../../src/engine/batch.js';
 import type { EngineWorker } from '../../src/engine/engine-worker.js';
 import type { ScorerEngine } from '../../src/engine/scorer.js';
-import { Metrics } from '../../src/metrics.js';
 import { ScorerPool } from '../../src/pool.js';
+import { defaultPairApp, type DefaultPairApp } from '../helpers/default-pair-app.js';
 import { rawLogits, logsumexp } from '../helpers/reference-logprobs.js';
 
 const POLICY = path.join(PACKAGE_ROOT, 'models', 'gridworld-policy');
@@ -26,24 +26,14 @@ let app: App;
 let pool: ScorerPool;
 let engine: ScorerEngine;
 
+let served: DefaultPairApp;
+
 beforeAll(async () => {
-  const config = validateConfig({
-    ...defaultConfig(),
-    threads: 1,
-    log_level: 'silent',
-    max_batch_rows: 4,
-    scorers: [{ name: 'default', policy: POLICY, reference: REFERENCE, beta: 1 }],
-  });
-  const metrics = new Metrics({ defaultMetrics: false });
-  pool = new ScorerPool(config, (name) => metrics.engineObserver(name));
-  app = buildApp(config, pool, { metrics });
-  await pool.load();
+  served = await defaultPairApp({ max_batch_rows: 4 }, { beta: 1 });
+  ({ app, pool } = served);
   engine = pool.list()[0].engine;
 });
-afterAll(async () => {
-  await app?.close();
-  await pool?.close();
-});
+afterAll(async () => served?.close());
 
 async function expectedLogRatio(promptIds: number[], stepIds: number[]): Promise<number> {
   const ids = [...promptIds, ...stepIds];
