@@ -122,3 +122,30 @@ describe('SIGTERM with 500 requests in flight', () => {
     }
   }, 120_000);
 });
+
+describe('--drain-timeout-ms', () => {
+  it('gives up on work still in flight when the timeout passes: exit 1 with a log line saying so', async () => {
+    const port = await freePort();
+    // Timeout 0: the drain timer fires before any in-flight forward pass can finish.
+    const server = startServer(['--max-batch-rows', '1', '--drain-timeout-ms', '0'], port, { PA_LOG_LEVEL: 'info' });
+    started.push(server);
+    await waitReady(server);
+    let written = 0;
+    let firstAnswer!: () => void;
+    const answered = new Promise<void>((resolve) => (firstAnswer = resolve));
+    const inFlight = Array.from({ length: 200 }, (_, i) =>
+      send(port, body(i), () => true, () => written++).then((o) => {
+        firstAnswer();
+        return o;
+      }),
+    );
+    while (written < 200) await new Promise((resolve) => setTimeout(resolve, 5));
+    await answered; // the server is busy answering a queue of one-row batches
+    server.child.kill('SIGTERM');
+    const { code, signal } = await server.exited;
+    await Promise.all(inFlight);
+    expect({ code, signal }).toEqual({ code: 1, signal: null });
+    expect(server.stdout() + server.stderr()).toContain('drain timed out');
+  });
+});
+
