@@ -3,11 +3,9 @@
  * Thin: compile (text/) → engine → scoring/ → JSON.
  */
 import type { FastifyInstance } from 'fastify';
-import { badRequest } from '../errors.js';
-import { compileLimits, resolveBeta, tokenDetail } from '../pipeline/options.js';
+import { advantageFor, batchItems, compileLimits, resolveBeta, tokenDetail, type ScoringOptions } from '../pipeline/options.js';
 import { usageOf } from '../pipeline/split.js';
 import type { Scorer } from '../pool.js';
-import { stepAdvantage, type TokenAggregate } from '../scoring/index.js';
 import type { Sequence, TokenScores } from '../sequence.js';
 import { compileStep } from '../text/compile.js';
 import { errorResponses, ScoreResponse, scoreRequestSchema, type ScoreItem, type ScoreRequest } from './schemas.js';
@@ -17,20 +15,10 @@ const OPTION_KEYS = ['beta', 'token_aggregate', 'token_aggregate_mode', 'return_
 /** What one step is made of: per item only, never request-wide. */
 const STEP_FIELDS = ['prompt', 'prompt_ids', 'step', 'step_ids'] as const;
 
-/** An item inherits the request-level options it does not set itself. */
-function withDefaults(item: ScoreItem, request: ScoreRequest): ScoreItem {
-  const merged: ScoreItem = { ...item };
-  for (const key of OPTION_KEYS) if (merged[key] === undefined && request[key] !== undefined) (merged as any)[key] = request[key];
-  return merged;
-}
 
 function scoreResult(item: ScoreItem, seq: Sequence, scores: TokenScores, scorer: Scorer) {
   const beta = resolveBeta(item.beta, scorer);
-  const r = stepAdvantage(scores.policy, scores.reference, {
-    beta,
-    tokenAggregate: (item.token_aggregate ?? 'sum') as TokenAggregate,
-    mode: item.token_aggregate_mode ?? 'ratio',
-  });
+  const r = advantageFor(scores, beta, item as ScoringOptions);
   const span = seq.spans[0];
   const result: Record<string, unknown> = {
     advantage: r.advantage,
@@ -57,12 +45,7 @@ export function scoreRoutes(app: FastifyInstance, ctx: RouteContext): void {
   const handler = async (request: any, reply: any) => {
     const body = request.body as ScoreRequest;
     const scorer = ctx.pool.get(body.model);
-    const stray = STEP_FIELDS.filter((key) => body.items && body[key] !== undefined);
-    if (stray.length > 0) {
-      // Ignoring them would silently score something other than what was sent.
-      throw badRequest('conflicting_fields', `give ${stray.join(', ')} inside each item, not next to items`);
-    }
-    const items = body.items ? body.items.map((it) => withDefaults(it, body)) : [body as ScoreItem];
+    const items = body.items ? batchItems<ScoreItem>({ ...body, items: body.items }, OPTION_KEYS, STEP_FIELDS) : [body as ScoreItem];
     for (const item of items) resolveBeta(item.beta, scorer); // reject a bad β before any work
     const { sequences, scores } = await runScoring(request, reply, ctx, scorer, () =>
       items.map((item) => compileStep(item, scorer.tokenizer, compileLimits(scorer, item))),

@@ -7,6 +7,7 @@ import type { Scorer } from '../pool.js';
 import type { AttributionMethod } from '../scoring/index.js';
 import { attributeResult, compileTrajectoryRequest, trajectoryResult, type CompiledTrajectory, type TrajectoryRequest } from '../pipeline/trajectory.js';
 import { compileRank, rankResult, type RankRequest } from '../pipeline/rank.js';
+import { batchItems } from '../pipeline/options.js';
 import { usageOf } from '../pipeline/split.js';
 import { runScoring, type RouteContext } from './context.js';
 import { errorResponses } from './schemas.js';
@@ -20,20 +21,15 @@ import {
 } from './trajectory-schemas.js';
 
 const ITEM_OPTION_KEYS = ['beta', 'token_aggregate', 'token_aggregate_mode', 'return_tokens', 'truncate', 'baselines', 'render', 'action_roles', 'tools'] as const;
+/** What one trajectory is made of: per item only, never request-wide. */
+const TRAJECTORY_FIELDS = ['messages', 'segments', 'format', 'data'] as const;
 
 type TrajectoryBody = TrajectoryRequest & { model?: string; items?: TrajectoryRequest[]; timeout_ms?: number };
 
-/** An item inherits the request-level options it does not set itself. */
 function itemsOf(body: TrajectoryBody): TrajectoryRequest[] {
-  if (!body.items) {
-    const { model: _m, items: _i, timeout_ms: _t, ...single } = body;
-    return [single];
-  }
-  return body.items.map((item) => {
-    const merged: TrajectoryRequest = { ...item };
-    for (const key of ITEM_OPTION_KEYS) if (merged[key] === undefined && body[key] !== undefined) (merged as any)[key] = body[key];
-    return merged;
-  });
+  if (body.items) return batchItems<TrajectoryRequest>({ ...body, items: body.items }, ITEM_OPTION_KEYS, TRAJECTORY_FIELDS);
+  const { model: _m, items: _i, timeout_ms: _t, ...single } = body;
+  return [single];
 }
 
 async function scoreCompiled(request: FastifyRequest, reply: FastifyReply, ctx: RouteContext, model: string | undefined, compileAll: (scorer: Scorer) => CompiledTrajectory[]) {

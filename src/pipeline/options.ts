@@ -1,7 +1,7 @@
 /** Scoring options shared by every scoring request, resolved against the scorer's defaults. */
-import { unprocessable } from '../errors.js';
+import { badRequest, unprocessable } from '../errors.js';
 import type { Scorer } from '../pool.js';
-import type { AggregateMode, TokenAggregate } from '../scoring/index.js';
+import { stepAdvantage, type AggregateMode, type StepAdvantage, type TokenAggregate } from '../scoring/index.js';
 
 export interface ScoringOptions {
   beta?: number;
@@ -38,4 +38,36 @@ export function tokenDetail(scorer: Scorer, ids: ArrayLike<number>, policy: Arra
     reference_logprob: reference[k],
     log_ratio: policy[k] - reference[k],
   }));
+}
+
+/** A step's advantage under the request's token aggregation (default: the sum of log-ratios). */
+export function advantageFor(
+  scores: { policy: ArrayLike<number>; reference: ArrayLike<number> },
+  beta: number,
+  options: ScoringOptions,
+): StepAdvantage {
+  return stepAdvantage(scores.policy, scores.reference, {
+    beta,
+    tokenAggregate: options.token_aggregate ?? 'sum',
+    mode: options.token_aggregate_mode ?? 'ratio',
+  });
+}
+
+/**
+ * The items of a batch request, each inheriting the request-level options it does not set. A
+ * field that describes one item (its step, its trajectory) next to `items` is refused: ignoring
+ * it would silently score something other than what was sent.
+ */
+export function batchItems<T extends object>(
+  request: Partial<T> & { items: readonly T[] },
+  optionKeys: readonly (keyof T)[],
+  itemFields: readonly (keyof T)[],
+): T[] {
+  const stray = itemFields.filter((key) => request[key] !== undefined);
+  if (stray.length > 0) throw badRequest('conflicting_fields', `give ${stray.join(', ')} inside each item, not next to items`);
+  return request.items.map((item) => {
+    const merged = { ...item };
+    for (const key of optionKeys) if (merged[key] === undefined && request[key] !== undefined) merged[key] = request[key] as T[keyof T];
+    return merged;
+  });
 }

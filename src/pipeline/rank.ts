@@ -5,12 +5,12 @@
 import type { SubmitOptions } from '../engine/batcher.js';
 import { badRequest, unprocessable } from '../errors.js';
 import type { Scorer } from '../pool.js';
-import { aggregateSteps, stepAdvantage, type StepAggregate } from '../scoring/index.js';
+import { aggregateSteps, type StepAggregate } from '../scoring/index.js';
 import type { Sequence } from '../sequence.js';
 import { compileStep, compileTrajectory } from '../text/compile.js';
 import { validateMessages, type Message } from '../text/messages.js';
 import type { RenderMode } from '../text/pieces.js';
-import { compileLimits, resolveBeta, type ScoringOptions } from './options.js';
+import { advantageFor, compileLimits, resolveBeta, type ScoringOptions } from './options.js';
 import { spanScores } from './split.js';
 
 export type Candidate = string | string[] | Message[];
@@ -81,11 +81,7 @@ export function rankResult(request: RankRequest, sequences: readonly Sequence[],
   const beta = resolveBeta(request.beta, scorer);
   const candidates = sequences.map((seq, i) => {
     const steps = spanScores(seq, scores[i]).map((s, k) => {
-      const r = stepAdvantage(s.policy, s.reference, {
-        beta,
-        tokenAggregate: request.token_aggregate ?? 'sum',
-        mode: request.token_aggregate_mode ?? 'ratio',
-      });
+      const r = advantageFor(s, beta, request);
       return { advantage: r.advantage, log_ratio: r.logRatio, num_tokens: r.numTokens, truncated: seq.spans[k].truncated === true };
     });
     const kept = steps.filter((s) => !s.truncated).map((s) => s.advantage);

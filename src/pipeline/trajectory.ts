@@ -10,7 +10,6 @@ import {
   allStepAggregates,
   attributeFailure,
   cumulativeSums,
-  stepAdvantage,
   stepBaselines,
   trajectoryBaselines,
   type AttributionMethod,
@@ -21,7 +20,7 @@ import {
 import type { Sequence, TokenScores } from '../sequence.js';
 import { adaptTrajectory, type AdaptedTrajectory, type TrajectoryFormat } from '../text/adapters.js';
 import { compileTrajectory, type TrajectoryInput } from '../text/compile.js';
-import { compileLimits, resolveBeta, tokenDetail, type ScoringOptions } from './options.js';
+import { advantageFor, compileLimits, resolveBeta, tokenDetail, type ScoringOptions } from './options.js';
 import { spanScores } from './split.js';
 
 export interface TrajectoryRequest extends TrajectoryInput, ScoringOptions {
@@ -96,11 +95,7 @@ export function trajectoryResult(compiled: CompiledTrajectory, scores: TokenScor
   const advantages = new Float64Array(sequence.spans.length);
   const steps: StepResult[] = sequence.spans.map((span, i) => {
     const s = perSpan[i];
-    const r = stepAdvantage(s.policy, s.reference, {
-      beta,
-      tokenAggregate: request.token_aggregate ?? 'sum',
-      mode: request.token_aggregate_mode ?? 'ratio',
-    });
+    const r = advantageFor(s, beta, request);
     advantages[i] = r.advantage;
     const step: StepResult = {
       index: span.index,

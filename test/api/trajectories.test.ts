@@ -145,6 +145,9 @@ describe('POST /v1/trajectories/score', () => {
     expect([noSteps.status, noSteps.body.error.code]).toEqual([422, 'no_steps']);
     const both = await post('/v1/trajectories/score', { messages: EPISODES[0].messages, segments: [{ text: 'x' }] });
     expect([both.status, both.body.error.code]).toEqual([400, 'conflicting_fields']);
+    // A trajectory next to items would be silently dropped: refused, as /v1/score refuses a stray step.
+    const beside = await post('/v1/trajectories/score', { messages: EPISODES[0].messages, items: [{ messages: EPISODES[1].messages }] });
+    expect([beside.status, beside.body.error.code]).toEqual([400, 'conflicting_fields']);
   });
 });
 
