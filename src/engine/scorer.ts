@@ -67,31 +67,19 @@ export function sequenceRow(seq: Sequence): BatchRow {
 }
 
 
-/** Drops the outputs of the padding positions packBatch appended (see EngineBatch.scored). */
-function realPositions(outputs: HeadOutputs, scored: number): HeadOutputs {
-  const real = {} as HeadOutputs;
-  for (const [name, values] of Object.entries(outputs) as [keyof HeadOutputs, Float32Array | undefined][]) {
-    if (values) (real as unknown as Record<string, Float32Array>)[name] = values.subarray(0, scored);
-  }
-  return real;
-}
-
-function assertFinite(outputs: HeadOutputs, role: string): void {
+/**
+ * The first `scored` outputs are real; the rest answer packBatch's padding positions (see
+ * EngineBatch.scored) and are never handed to a row, so they are not checked either.
+ */
+function assertFinite(outputs: HeadOutputs, scored: number, role: string): void {
   for (const [name, values] of Object.entries(outputs)) {
     if (!values) continue;
-    for (let i = 0; i < values.length; i++) {
+    for (let i = 0; i < scored; i++) {
       if (!Number.isFinite(values[i])) {
         throw new ServiceError(500, 'model_output_invalid', `the ${role} model produced a non-finite ${name} (${values[i]})`);
       }
     }
   }
-}
-
-async function settle<T>(promise: Promise<T>): Promise<PromiseSettledResult<T>> {
-  return promise.then(
-    (value) => ({ status: 'fulfilled', value }),
-    (reason) => ({ status: 'rejected', reason }),
-  );
 }
 
 export class ScorerEngine {
@@ -115,12 +103,12 @@ export class ScorerEngine {
     const reference = new EngineWorker('reference', { ...session, onnxFile: spec.referenceOnnx, stats: false });
     // One after the other: loading holds a model's weights more than once for a moment (file
     // bytes, ORT's copy, prepacked MatMul weights), and two loads at once add those peaks up.
-    const results = [await settle(policy.start())];
-    results.push(results[0].status === 'fulfilled' ? await settle(reference.start()) : { status: 'rejected', reason: null });
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) {
+    try {
+      await policy.start();
+      await reference.start();
+    } catch (err) {
       await Promise.all([policy.close(), reference.close()]);
-      throw failed.reason;
+      throw err;
     }
     const engine = new ScorerEngine(spec, policy, reference, observer);
     const [p, r] = [policy.info!, reference.info!];
@@ -153,15 +141,15 @@ export class ScorerEngine {
     // No scored position (every step of every row truncated away): nothing to compute, and
     // the policy session's stats head on zero rows dies of SIGFPE inside onnxruntime, taking the
     // whole process down (a native fault, not a worker error).
-    if (batch.gatherIndex.length === 0) {
+    if (batch.scored === 0) {
       const none = () => new Float32Array(0);
       return { policy: none(), reference: none(), entropy: none(), meanLogprob: none(), topkMean: none() };
     }
     const timed = async (worker: EngineWorker, role: 'policy' | 'reference') => {
       const t0 = performance.now();
-      const out = realPositions(await worker.run(batch), batch.scored);
+      const out = await worker.run(batch);
       this.observer.inference?.(this.spec.name, role, (performance.now() - t0) / 1000);
-      assertFinite(out, role);
+      assertFinite(out, batch.scored, role);
       return out;
     };
     const [p, r] = await Promise.all([timed(this.policy, 'policy'), timed(this.reference, 'reference')]);
