@@ -186,28 +186,35 @@ async function serve(config: Config): Promise<void> {
 
 }
 
+/** Adds serve's flags (all, or only those named) to a command, each with its PA_* variable. */
+function addServeFlags(cmd: Command, only?: readonly string[]): void {
+  for (const [flag, , description, parse] of SERVE_FLAGS) {
+    if (only && !only.includes(flag.split(' ')[0])) continue;
+    const option = new Option(flag, description).env(envName(flag));
+    if (parse) option.argParser(parse as (v: string) => unknown);
+    cmd.addOption(option);
+  }
+}
+
+/** A command's config from its flags and PA_* variables; an invalid one is one stderr line and exit 1. */
+function commandConfig(opts: Record<string, unknown>, cmd: Command, label: string): Config {
+  const given = (key: string) => {
+    const source = cmd.getOptionValueSource(key);
+    return source === 'cli' || source === 'env';
+  };
+  try {
+    return configFromOptions(opts, given);
+  } catch (err) {
+    process.stderr.write(`${label}: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
+}
+
 export function buildCli(): Command {
   const program = new Command('pa-server').description('Progress-advantage scoring service').showHelpAfterError();
   const serveCmd = program.command('serve').description('serve the HTTP API');
-  for (const [flag, , description, parse] of SERVE_FLAGS) {
-    const option = new Option(flag, description).env(envName(flag));
-    if (parse) option.argParser(parse as (v: string) => unknown);
-    serveCmd.addOption(option);
-  }
-  serveCmd.action(async (opts: Record<string, unknown>, cmd: Command) => {
-    const given = (key: string) => {
-      const source = cmd.getOptionValueSource(key);
-      return source === 'cli' || source === 'env';
-    };
-    let config: Config;
-    try {
-      config = configFromOptions(opts, given);
-    } catch (err) {
-      process.stderr.write(`pa-server: ${(err as Error).message}\n`);
-      process.exit(1);
-    }
-    await serve(config);
-  });
+  addServeFlags(serveCmd);
+  serveCmd.action(async (opts: Record<string, unknown>, cmd: Command) => serve(commandConfig(opts, cmd, 'pa-server')));
   const configCmd = program.command('config').description('configuration tools');
   configCmd
     .command('check <file>')
@@ -224,7 +231,7 @@ export function buildCli(): Command {
       }
     });
   // `score` and `eval`: the trajectory pipeline offline, with serve's model flags.
-  addOfflineCommands(program, { serveFlags: SERVE_FLAGS, envName, configFromOptions });
+  addOfflineCommands(program, { addServeFlags, commandConfig });
   return program;
 }
 

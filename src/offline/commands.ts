@@ -9,12 +9,11 @@ import { TRAJECTORY_FORMATS } from '../text/adapters.js';
 import { EVAL_TASKS, runEvalCommand } from './eval.js';
 import { runScoreCommand, type ScoreRequestOptions } from './score-file.js';
 
-type Flag = [flag: string, key: keyof Config | null, description: string, parse?: (v: string) => unknown];
-
 export interface OfflineCommandDeps {
-  serveFlags: readonly Flag[];
-  envName(flag: string): string;
-  configFromOptions(opts: Record<string, unknown>, given: (key: string) => boolean): Config;
+  /** Adds the named serve flags (with their PA_* variables) to a command. */
+  addServeFlags(cmd: Command, only: readonly string[]): void;
+  /** The command's config from those flags; exits 1 with a line prefixed by `label` when invalid. */
+  commandConfig(opts: Record<string, unknown>, cmd: Command, label: string): Config;
 }
 
 /** The serve flags that choose and run the models; the HTTP ones do not apply offline. */
@@ -58,24 +57,9 @@ export function addOfflineCommands(program: Command, deps: OfflineCommandDeps): 
     .option('--no-truncate', 'refuse (error line) a trajectory longer than the model instead of left-truncating it')
     .option('--concurrency <n>', 'trajectories in flight at once; the batcher batches them (default 32)', positiveInt)
     .addOption(new Option('--progress <mode>', 'progress display (auto: a bar on a terminal, lines otherwise)').choices(['auto', 'bar', 'lines', 'none']).default('auto'));
-  for (const [flag, , description, parse] of deps.serveFlags) {
-    if (!SCORER_FLAGS.includes(flag.split(' ')[0])) continue;
-    const option = new Option(flag, description).env(deps.envName(flag));
-    if (parse) option.argParser(parse as (v: string) => unknown);
-    score.addOption(option);
-  }
+  deps.addServeFlags(score, SCORER_FLAGS);
   score.action(async (opts: Record<string, unknown>, cmd: Command) => {
-    const given = (key: string) => {
-      const source = cmd.getOptionValueSource(key);
-      return source === 'cli' || source === 'env';
-    };
-    let config: Config;
-    try {
-      config = deps.configFromOptions(opts, given);
-    } catch (err) {
-      process.stderr.write(`pa-server score: ${(err as Error).message}\n`);
-      process.exit(1);
-    }
+    const config = deps.commandConfig(opts, cmd, 'pa-server score');
     const request: ScoreRequestOptions = {
       ...(opts.baselines ? { baselines: true } : {}),
       ...(opts.render ? { render: opts.render as ScoreRequestOptions['render'] } : {}),
