@@ -10,6 +10,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { PACKAGE_ROOT } from '../config.js';
 import type { RouteContext } from './context.js';
+import { describeModel, serviceLimits } from './models.js';
 import { errorResponses } from './schemas.js';
 
 const ModelFile = Type.Object({
@@ -73,11 +74,6 @@ export function infoRoutes(app: FastifyInstance, ctx: RouteContext): void {
     },
     async () => {
       ctx.pool.get(); // 503 while the models load
-      const file = (info: { file: string; sha256: string; provider: string }) => ({
-        file: info.file,
-        sha256: info.sha256,
-        provider: info.provider,
-      });
       return {
         name: 'progress-advantage-server' as const,
         version: service,
@@ -89,17 +85,10 @@ export function infoRoutes(app: FastifyInstance, ctx: RouteContext): void {
           device: s.device,
           vocab_size: s.vocabSize,
           max_length: s.maxLength,
-          policy: file(s.engine.policyInfo),
-          reference: file(s.engine.referenceInfo),
+          policy: describeModel(s.engine.policyInfo),
+          reference: describeModel(s.engine.referenceInfo),
         })),
-        limits: {
-          max_items: ctx.config.max_items,
-          max_batch_tokens: ctx.config.max_batch_tokens,
-          max_batch_rows: ctx.config.max_batch_rows,
-          max_queue: ctx.config.max_queue,
-          max_wait_ms: ctx.config.max_wait_ms,
-          body_limit: ctx.config.body_limit,
-        },
+        limits: serviceLimits(ctx.config),
       };
     },
   );

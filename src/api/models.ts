@@ -1,10 +1,12 @@
 /** GET /v1/models: the scorers, their β, devices and the service's limits. */
 import type { FastifyInstance } from 'fastify';
+import type { Config } from '../config.js';
 import type { SessionInfo } from '../engine/session.js';
 import type { RouteContext } from './context.js';
 import { ModelsResponse, errorResponses } from './schemas.js';
 
-const describe = (info: SessionInfo) => ({
+/** One model file of a scorer, as /v1/models and /v1/info describe it (each schema keeps its fields). */
+export const describeModel = (info: SessionInfo) => ({
   file: info.file,
   sha256: info.sha256,
   provider: info.provider,
@@ -26,17 +28,23 @@ export function modelRoutes(app: FastifyInstance, ctx: RouteContext): void {
           max_length: s.maxLength,
           vocab_size: s.vocabSize,
           device: s.device,
-          policy: describe(s.engine.policyInfo),
-          reference: describe(s.engine.referenceInfo),
+          policy: describeModel(s.engine.policyInfo),
+          reference: describeModel(s.engine.referenceInfo),
         })),
-        limits: {
-          max_items: ctx.config.max_items,
-          max_batch_tokens: ctx.config.max_batch_tokens,
-          max_batch_rows: ctx.config.max_batch_rows,
-          max_queue: ctx.config.max_queue,
-          body_limit: ctx.config.body_limit,
-        },
+        limits: serviceLimits(ctx.config),
       };
     },
   );
+}
+
+/** The request and batching limits clients can plan around (each schema keeps its fields). */
+export function serviceLimits(config: Config) {
+  return {
+    max_items: config.max_items,
+    max_batch_tokens: config.max_batch_tokens,
+    max_batch_rows: config.max_batch_rows,
+    max_queue: config.max_queue,
+    max_wait_ms: config.max_wait_ms,
+    body_limit: config.body_limit,
+  };
 }
