@@ -4,23 +4,16 @@
  * through /v1/score with the growing context (token ids encoded here, message by message, with
  * the tokenizer alone), and argmin/cumulative computations done in the test.
  */
-import fs from 'node:fs';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.js';
-import { defaultConfig, PACKAGE_ROOT, validateConfig } from '../../src/config.js';
+import { defaultConfig, validateConfig } from '../../src/config.js';
 import { ScorerPool } from '../../src/pool.js';
-import { defaultPairApp, type DefaultPairApp } from '../helpers/default-pair-app.js';
+import { defaultPairApp, gridworldEpisodes, GRIDWORLD_POLICY, GRIDWORLD_REFERENCE, type DefaultPairApp } from '../helpers/default-pair-app.js';
 import { loadTokenizer, type TextTokenizer } from '../../src/text/tokenizer.js';
 
-const POLICY = path.join(PACKAGE_ROOT, 'models', 'gridworld-policy');
-const REFERENCE = path.join(PACKAGE_ROOT, 'models', 'gridworld-reference');
-const EPISODES = fs
-  .readFileSync(path.join(PACKAGE_ROOT, 'bench', 'data', 'gridworld-eval.jsonl'), 'utf8')
-  .trim()
-  .split('\n')
-  .slice(0, 40)
-  .map((line) => JSON.parse(line));
+const POLICY = GRIDWORLD_POLICY;
+const REFERENCE = GRIDWORLD_REFERENCE;
+const EPISODES = gridworldEpisodes(40);
 
 let app: App;
 let tok: TextTokenizer;

@@ -2,6 +2,7 @@
  * The app on the embedded default pair (models/gridworld-*), loaded and ready, for tests that
  * drive routes through app.inject(). Small, real, and fast to load.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import { buildApp, type App } from '../../src/app.js';
 import { defaultConfig, PACKAGE_ROOT, validateConfig, type Config, type ScorerConfig } from '../../src/config.js';
@@ -10,6 +11,16 @@ import { ScorerPool } from '../../src/pool.js';
 
 export const GRIDWORLD_POLICY = path.join(PACKAGE_ROOT, 'models', 'gridworld-policy');
 export const GRIDWORLD_REFERENCE = path.join(PACKAGE_ROOT, 'models', 'gridworld-reference');
+
+/** The first `count` episodes of the default pair's evaluation file (bench/data/gridworld-eval.jsonl). */
+export function gridworldEpisodes(count: number): any[] {
+  return fs
+    .readFileSync(path.join(PACKAGE_ROOT, 'bench', 'data', 'gridworld-eval.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .slice(0, count)
+    .map((line) => JSON.parse(line));
+}
 
 export interface DefaultPairApp {
   app: App;

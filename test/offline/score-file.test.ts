@@ -16,15 +16,11 @@ import { completedIds, runScoreCommand, scoreFile } from '../../src/offline/scor
 import { scoreTrajectories } from '../../src/pipeline/trajectory.js';
 import { ScorerPool, type Scorer } from '../../src/pool.js';
 import { readTrajectoryFile } from '../../src/text/adapters.js';
+import { gridworldEpisodes, GRIDWORLD_POLICY, GRIDWORLD_REFERENCE } from '../helpers/default-pair-app.js';
 
-const POLICY = path.join(PACKAGE_ROOT, 'models', 'gridworld-policy');
-const REFERENCE = path.join(PACKAGE_ROOT, 'models', 'gridworld-reference');
-const EPISODES = fs
-  .readFileSync(path.join(PACKAGE_ROOT, 'bench', 'data', 'gridworld-eval.jsonl'), 'utf8')
-  .trim()
-  .split('\n')
-  .slice(0, 6)
-  .map((line) => JSON.parse(line));
+const POLICY = GRIDWORLD_POLICY;
+const REFERENCE = GRIDWORLD_REFERENCE;
+const EPISODES = gridworldEpisodes(6);
 /** No assistant message: the pipeline refuses it (422 no_steps). */
 const NO_STEPS = { id: 'no-steps', task_id: 'x', messages: [{ role: 'user', content: 'map :' }], success: false };
 
