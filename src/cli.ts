@@ -10,6 +10,7 @@ import { Command, Option } from 'commander';
 import pino from 'pino';
 import { buildApp } from './app.js';
 import { ConfigError, defaultConfig, readConfigFile, redactConfig, resolveApiKey, validateConfig, type Config } from './config.js';
+import { ServiceError } from './errors.js';
 import { Metrics } from './metrics.js';
 import { ScorerPool } from './pool.js';
 import { addOfflineCommands } from './offline/commands.js';
@@ -46,7 +47,7 @@ const SERVE_FLAGS: [flag: string, key: keyof Config | null, description: string,
   ['--max-batch-rows <n>', 'max_batch_rows', 'rows per forward batch (default 64)', int],
   ['--max-batch-logits <n>', 'max_batch_logits', 'scored tokens × vocabulary per forward batch; bounds the head\'s memory (default 33554432)', int],
   ['--max-queue <n>', 'max_queue', 'queued rows before 429 (default 1024)', int],
-  ['--drain-timeout-ms <ms>', 'drain_timeout_ms', 'on SIGTERM, finish accepted requests for at most this long, then exit 1 (default 25000)', int],
+  ['--drain-timeout-ms <ms>', 'drain_timeout_ms', 'on SIGTERM, wait this long for queued requests; then answer the rest 503 and exit 1 (default 25000)', int],
   ['--max-wait-ms <ms>', 'max_wait_ms', 'wait this long for a fuller batch (default 0: no timer)', num],
   ['--max-items <n>', 'max_items', 'items per request (default 256)', int],
   ['--body-limit <bytes>', 'body_limit', 'request body limit in bytes (default 8 MiB)', int],
@@ -145,18 +146,21 @@ async function serve(config: Config): Promise<void> {
     stopping = true;
     logger.info({ signal, drain_timeout_ms: config.drain_timeout_ms }, 'draining');
     app.drainState.draining = true;
-    // A stuck forward pass must not keep an orchestrator waiting forever: give up after the timeout.
+    // A long queue must not keep an orchestrator waiting: after the timeout, what is still queued
+    // is answered 503 and the exit code says so. Batches already running finish first, because
+    // exiting while a worker is inside onnxruntime's run() aborts the process (SIGABRT).
+    let timedOut = false;
     const deadline = setTimeout(() => {
-      logger.error({ drain_timeout_ms: config.drain_timeout_ms }, 'drain timed out; exiting with requests unfinished');
-      process.exit(1);
+      timedOut = true;
+      logger.error({ drain_timeout_ms: config.drain_timeout_ms }, 'drain timed out; queued requests answered 503');
+      pool.abandonQueued(new ServiceError(503, 'shutting_down', 'the server is shutting down and its drain timeout passed'));
     }, config.drain_timeout_ms);
-    deadline.unref();
     await app.close(); // stops accepting, waits for in-flight requests
     await pool.whenIdle();
-    await pool.close();
     clearTimeout(deadline);
+    await pool.close();
     logger.info('stopped');
-    process.exit(0);
+    process.exit(timedOut ? 1 : 0);
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));

@@ -107,6 +107,11 @@ export class ScorerPool {
   }
 
   /** Resolves when no scorer has queued or running work. */
+  /** Drain timeout: what is still queued is answered with `err`; running batches finish. */
+  abandonQueued(err: Error): void {
+    for (const s of this.list()) s.engine.batcher.abandonQueued(err);
+  }
+
   async whenIdle(): Promise<void> {
     await Promise.all(this.list().map((s) => s.engine.batcher.whenIdle()));
   }

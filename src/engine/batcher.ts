@@ -158,6 +158,18 @@ export class Batcher {
     });
   }
 
+  /**
+   * Answers every request still waiting in the queue with `err` and empties it; batches already
+   * running finish (stopping a worker inside onnxruntime's run() would abort the process).
+   */
+  abandonQueued(err: Error): void {
+    const tickets = new Set(this.queue.map((e) => e.ticket));
+    this.queue.length = 0;
+    for (const t of tickets) this.fail(t, err);
+    this.observer.queueSize?.(0);
+    this.notifyIdle();
+  }
+
   /** Resolves when nothing is queued or running (graceful drain). */
   whenIdle(): Promise<void> {
     if (!this.busy) return Promise.resolve();

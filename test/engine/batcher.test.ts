@@ -133,6 +133,21 @@ describe('Batcher', () => {
     expect(engine.batches.every((b) => !Array.from(b.lengths).includes(3))).toBe(true);
   });
 
+  it('abandonQueued answers every queued request with the error; the running batch still finishes', async () => {
+    const engine = fakeEngine(20);
+    const batcher = new Batcher(options, engine.run);
+    const running = batcher.submit([row([1, 2], [0])]);
+    const queued = [batcher.submit([row([3, 4, 5], [0, 1])]), batcher.submit([row([6, 7], [0])])];
+    const checks = queued.map((q) => expect(q).rejects.toMatchObject({ status: 503, code: 'shutting_down' }));
+    batcher.abandonQueued(new ServiceError(503, 'shutting_down', 'drain timeout'));
+    expect(batcher.queued).toBe(0);
+    const [done] = await running;
+    expect(done.value[0]).toBeCloseTo(2, 6); // target ids[1] = 2 at position 0
+    await Promise.all(checks);
+    await batcher.whenIdle();
+    expect(engine.batches).toHaveLength(1);
+  });
+
   it('gives 504 to rows whose deadline passed in the queue without spending a batch slot on them', async () => {
     const engine = fakeEngine(40);
     const batcher = new Batcher(options, engine.run);

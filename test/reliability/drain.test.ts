@@ -124,7 +124,7 @@ describe('SIGTERM with 500 requests in flight', () => {
 });
 
 describe('--drain-timeout-ms', () => {
-  it('gives up on work still in flight when the timeout passes: exit 1 with a log line saying so', async () => {
+  it('when the timeout passes, answers what is still queued 503, lets running batches finish, exits 1 and says so', async () => {
     const port = await freePort();
     // Timeout 0: the drain timer fires before any in-flight forward pass can finish.
     const server = startServer(['--max-batch-rows', '1', '--drain-timeout-ms', '0'], port, { PA_LOG_LEVEL: 'info' });
@@ -143,9 +143,22 @@ describe('--drain-timeout-ms', () => {
     await answered; // the server is busy answering a queue of one-row batches
     server.child.kill('SIGTERM');
     const { code, signal } = await server.exited;
-    await Promise.all(inFlight);
+    const outcomes = await Promise.all(inFlight);
     expect({ code, signal }).toEqual({ code: 1, signal: null });
     expect(server.stdout() + server.stderr()).toContain('drain timed out');
+    // Every accepted request got a whole answer: its result, or 503 shutting_down for one still
+    // queued; the only other outcome is a connection never accepted (no response byte), as above.
+    let refused = 0;
+    for (const o of outcomes) {
+      if (o.kind === 'connection_error') {
+        expect(o.gotResponse).toBe(false);
+        expect(['ECONNREFUSED', 'ECONNRESET']).toContain(o.code);
+      } else if (o.status !== 200) {
+        refused++;
+        expect([o.status, o.body?.error?.code]).toEqual([503, 'shutting_down']);
+      }
+    }
+    expect(refused).toBeGreaterThan(0);
   });
 });
 
