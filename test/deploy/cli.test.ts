@@ -19,7 +19,7 @@ const CLI = ['--import', 'tsx', 'src/cli.ts'];
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'pa-cli-'));
 afterAll(() => fs.rmSync(tmpRoot, { recursive: true, force: true }));
 
-/** The CUDA EP ships as separate shared libraries next to the binding (ONNXRUNTIME_NODE_INSTALL=cuda12 adds them). */
+/** The CUDA EP ships as separate shared libraries next to the binding (`npm run install:cuda` adds them). */
 const ortBin = path.join(ROOT, 'node_modules/onnxruntime-node/bin/napi-v6', process.platform, process.arch);
 const cudaProviderInstalled = fs.existsSync(path.join(ortBin, 'libonnxruntime_providers_cuda.so'));
 
@@ -107,7 +107,7 @@ describe('pa-server serve', () => {
     const r = runCli(['serve', '--device', 'cuda', '--port', '0', '--log-level', 'warn']);
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/^pa-server: cannot start: .*CUDA execution provider could not start/m);
-    expect(r.stderr).toContain('ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci');
+    expect(r.stderr).toContain('npm run install:cuda');
     expect(r.stderr).toContain('CUDA image');
     expect(r.stderr).toContain('--device cpu');
   });
