@@ -16,10 +16,11 @@ import { Metrics } from '../../src/metrics.js';
 import { ScorerPool } from '../../src/pool.js';
 import { BOS_ID, fixtureVocabulary, perturbModel, randomTable, writeBigramModel } from '../helpers/onnx-fixtures.js';
 import { rawLogits } from '../helpers/reference-logprobs.js';
+import { needShared, sharedPath } from '../helpers/shared.js';
 
-const REAL = path.resolve(__dirname, '../../../shared/real/models');
-const LLAMA = path.join(REAL, 'tiny-random-LlamaForCausalLM-fp16');
-const GPT2 = path.join(REAL, 'tiny-random-gpt2-fp32');
+const LLAMA = sharedPath('models', 'tiny-random-LlamaForCausalLM-fp16');
+const GPT2 = sharedPath('models', 'tiny-random-gpt2-fp32');
+const HAVE_SHARED = needShared(import.meta.url, [LLAMA, GPT2]);
 
 const AGGREGATES = ['sum', 'mean', 'min', 'max', 'last'] as const;
 type Aggregate = (typeof AGGREGATES)[number];
@@ -287,7 +288,7 @@ describe('bigram fixtures: closed-form log-probs', () => {
 
 // ---------------------------------------------------------------------------------------------
 
-describe('real exports against perturbed copies: log-ratio equals float64 log-softmax differences', () => {
+describe.skipIf(!HAVE_SHARED)('real exports against perturbed copies: log-ratio equals float64 log-softmax differences', () => {
   let service: Service;
   const dirs = {
     llama: path.join(tmpRoot, 'llama-perturbed'),

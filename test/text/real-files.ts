@@ -6,11 +6,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { fileURLToPath } from 'node:url';
+import { SHARED_REAL } from '../helpers/shared.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-/** /work/shared/real, found next to the checkout (../shared/real) or at its absolute home. */
-export const REAL = [path.join(ROOT, '..', 'shared', 'real'), '/work/shared/real'].find((p) => fs.existsSync(p)) ?? '/work/shared/real';
+/** ../shared/real next to the checkout; tests check for what they read with needShared (test/helpers/shared.ts). */
+export const REAL = SHARED_REAL;
 
 export const DIRS = {
   llama: path.join(REAL, 'models', 'tiny-random-LlamaForCausalLM-fp16'),
