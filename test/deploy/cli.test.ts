@@ -121,6 +121,9 @@ describe('pa-server config check', () => {
   };
 
   it('a valid file: exit 0 and the effective config on stdout, defaults filled in, paths resolved, key redacted', () => {
+    // config check loads nothing but checks the model directories: ./p and ./r are the embedded pair.
+    fs.symlinkSync(path.join(ROOT, 'models/gridworld-policy'), path.join(tmpRoot, 'p'));
+    fs.symlinkSync(path.join(ROOT, 'models/gridworld-reference'), path.join(tmpRoot, 'r'));
     const file = write(
       'ok.yaml',
       ['port: 9123', 'api_key: hunter2-secret', 'scorers:', '  - name: a', '    policy: ./p', '    reference: ./r', '    beta: 0.1', ''].join('\n'),

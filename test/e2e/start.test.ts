@@ -239,7 +239,9 @@ describe('pa-server serve as a child process', () => {
     const bad = startServe(['--policy', missing, '--reference', GRIDWORLD.reference], await freePort());
     const { code } = await bad.exited;
     expect(code).toBe(1);
-    expect(bad.output()).toContain(`pa-server: cannot start: ${missing}: model directory not found`);
+    expect(bad.output()).toContain(`pa-server: cannot start: scorer "default": ${missing}: model directory not found`);
+    // Checked before the port is taken: nothing says it listened.
+    expect(bad.output()).not.toMatch(/listening/i);
   });
 
   it('npm start -- --port P: builds dist/ and serves the default pair from the compiled CLI', async () => {
