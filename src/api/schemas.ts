@@ -93,11 +93,15 @@ export const ScoreResult = Type.Object(
 export const Usage = Type.Object({
   prompt_tokens: Type.Integer({ description: 'Context tokens that went through the models' }),
   scored_tokens: Type.Integer({ description: 'Step tokens scored' }),
+  unknown_tokens: Type.Integer({ description: "Tokens (context and scored) that are the tokenizer's unknown-word token: text it cannot represent" }),
 });
 
+/** Present only when something needs saying, e.g. unknown-word tokens in the input. */
+export const Warnings = Type.Optional(Type.Array(Type.String(), { description: 'Things the numbers do not show, e.g. text the tokenizer could not represent' }));
+
 export const ScoreResponse = Type.Union([
-  Type.Composite([Type.Object({ model: Type.String() }), ScoreResult, Type.Object({ usage: Usage })]),
-  Type.Object({ model: Type.String(), results: Type.Array(ScoreResult), usage: Usage }),
+  Type.Composite([Type.Object({ model: Type.String() }), ScoreResult, Type.Object({ usage: Usage, warnings: Warnings })]),
+  Type.Object({ model: Type.String(), results: Type.Array(ScoreResult), usage: Usage, warnings: Warnings }),
 ]);
 
 export const ModelsResponse = Type.Object({

@@ -4,7 +4,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { advantageFor, batchItems, compileLimits, resolveBeta, tokenDetail, type ScoringOptions } from '../pipeline/options.js';
-import { usageOf } from '../pipeline/split.js';
+import { usageReport } from '../pipeline/split.js';
 import type { Scorer } from '../pool.js';
 import type { Sequence, TokenScores } from '../sequence.js';
 import { compileStep } from '../text/compile.js';
@@ -51,8 +51,8 @@ export function scoreRoutes(app: FastifyInstance, ctx: RouteContext): void {
       items.map((item) => compileStep(item, scorer.tokenizer, compileLimits(scorer, item))),
     );
     const results = items.map((item, i) => scoreResult(item, sequences[i], scores[i], scorer));
-    const usage = usageOf(sequences);
-    return body.items ? { model: scorer.name, results, usage } : { model: scorer.name, ...results[0], usage };
+    const report = usageReport(sequences, scorer.tokenizer.unkId);
+    return body.items ? { model: scorer.name, results, ...report } : { model: scorer.name, ...results[0], ...report };
   };
   app.post('/v1/score', { schema: { ...schema, tags: ['score'] } }, handler);
   app.post('/score', { schema: { ...schema, tags: ['score'], summary: 'Alias of POST /v1/score' } }, handler);

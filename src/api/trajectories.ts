@@ -8,7 +8,7 @@ import type { AttributionMethod } from '../scoring/index.js';
 import { attributeResult, compileTrajectoryRequest, trajectoryResult, type CompiledTrajectory, type TrajectoryRequest } from '../pipeline/trajectory.js';
 import { compileRank, rankResult, type RankRequest } from '../pipeline/rank.js';
 import { batchItems } from '../pipeline/options.js';
-import { usageOf } from '../pipeline/split.js';
+import { usageReport } from '../pipeline/split.js';
 import { runScoring, type RouteContext } from './context.js';
 import { errorResponses } from './schemas.js';
 import {
@@ -63,8 +63,8 @@ export function trajectoryRoutes(app: FastifyInstance, ctx: RouteContext): void 
         items.map((item) => compileTrajectoryRequest(item, s)),
       );
       const results = compiled.map((c, i) => trajectoryResult(c, scores[i], scorer));
-      const usage = usageOf(sequences);
-      return body.items ? { model: scorer.name, results, usage } : { model: scorer.name, ...results[0], usage };
+      const report = usageReport(sequences, scorer.tokenizer.unkId);
+      return body.items ? { model: scorer.name, results, ...report } : { model: scorer.name, ...results[0], ...report };
     },
   );
 
@@ -109,7 +109,7 @@ export function trajectoryRoutes(app: FastifyInstance, ctx: RouteContext): void 
       const body = request.body as RankRequest & { model?: string };
       const scorer = ctx.pool.get(body.model);
       const { sequences, scores } = await runScoring(request, reply, ctx, scorer, () => compileRank(body, scorer));
-      return { model: scorer.name, ...rankResult(body, sequences, scores, scorer), usage: usageOf(sequences) };
+      return { model: scorer.name, ...rankResult(body, sequences, scores, scorer), ...usageReport(sequences, scorer.tokenizer.unkId) };
     },
   );
 }

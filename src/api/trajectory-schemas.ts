@@ -2,7 +2,7 @@
  * TypeBox schemas of the trajectory routes: /v1/trajectories/score, /v1/attribute, /v1/rank.
  */
 import { Type, type TSchema } from '@sinclair/typebox';
-import { ScoreOptions, TokenIds, TokenScore, Usage } from './schemas.js';
+import { ScoreOptions, TokenIds, TokenScore, Usage, Warnings } from './schemas.js';
 
 const ToolCall = Type.Object(
   {
@@ -148,8 +148,8 @@ export const TrajectoryResult = Type.Object({
 });
 
 export const TrajectoryResponse = Type.Union([
-  Type.Composite([Type.Object({ model: Type.String(), usage: Usage }), TrajectoryResult]),
-  Type.Object({ model: Type.String(), results: Type.Array(TrajectoryResult), usage: Usage }),
+  Type.Composite([Type.Object({ model: Type.String(), usage: Usage, warnings: Warnings }), TrajectoryResult]),
+  Type.Object({ model: Type.String(), results: Type.Array(TrajectoryResult), usage: Usage, warnings: Warnings }),
 ]);
 
 export const AttributionMethod = Type.Union(
@@ -223,4 +223,5 @@ export const RankResponse = Type.Object({
     }),
   ),
   usage: Usage,
+  warnings: Warnings,
 });

@@ -25,13 +25,35 @@ export function spanScores(seq: Sequence, scores: TokenScores): TokenScores[] {
   return out;
 }
 
-/** Tokens that went through the models as context only, and tokens scored. */
-export function usageOf(sequences: readonly Sequence[]): { prompt_tokens: number; scored_tokens: number } {
+export interface Usage {
+  prompt_tokens: number;
+  scored_tokens: number;
+  /** Tokens (context and scored) that are the tokenizer's unknown-word id: text it cannot represent. */
+  unknown_tokens: number;
+}
+
+/** Tokens that went through the models as context only, tokens scored, and unknown-word tokens among them. */
+export function usageOf(sequences: readonly Sequence[], unkId: number | null = null): Usage {
   let scored = 0;
   let total = 0;
+  let unknown = 0;
   for (const s of sequences) {
     total += s.ids.length;
     for (const span of s.spans) scored += span.end - span.start;
+    if (unkId !== null) for (const id of s.ids) if (id === unkId) unknown++;
   }
-  return { prompt_tokens: total - scored, scored_tokens: scored };
+  return { prompt_tokens: total - scored, scored_tokens: scored, unknown_tokens: unknown };
+}
+
+/** `usage`, plus `warnings` when something was scored that the numbers do not show (unknown words). */
+export function usageReport(sequences: readonly Sequence[], unkId: number | null): { usage: Usage; warnings?: string[] } {
+  const usage = usageOf(sequences, unkId);
+  if (usage.unknown_tokens === 0) return { usage };
+  return {
+    usage,
+    warnings: [
+      `${usage.unknown_tokens} of ${usage.prompt_tokens + usage.scored_tokens} tokens are the tokenizer's unknown-word token: ` +
+        "this scorer's tokenizer does not cover the text, so those words were scored as one placeholder; use a scorer whose tokenizer covers it",
+    ],
+  };
 }

@@ -228,13 +228,24 @@ function skipUnscorableFirstToken(spans: Span[]): void {
   first.start = 1;
 }
 
+/** no_steps names what it saw and what it looked for, so a typo ("assitant") is visible at once. */
+function noStepsMessage(input: TrajectoryInput): string {
+  if (!present(input.messages)) return 'no segment is a step: none has score: true';
+  const quoted = (xs: Iterable<string>) => [...new Set(xs)].map((x) => JSON.stringify(x.slice(0, 64))).join(', ');
+  const messages = input.messages as { role?: unknown; name?: unknown }[];
+  const roles = quoted(messages.map((m) => m.role).filter((r): r is string => typeof r === 'string'));
+  const names = quoted(messages.map((m) => m.name).filter((n): n is string => typeof n === 'string'));
+  return (
+    `no message is a step: the roles seen are ${roles || 'none'}${names ? ` and the names ${names}` : ''}, ` +
+    `but the action roles looked for are ${quoted(checkActionRoles(input.action_roles))} (set action_roles to change them)`
+  );
+}
+
 /** A whole trajectory → one Sequence with a span per step (span.index = message/segment index). */
 export function compileTrajectory(input: TrajectoryInput, tok: TextTokenizer, limits: CompileLimits): Sequence {
   checkLimits(limits);
   const list = trajectoryPieces(input, tok);
-  if (!list.pieces.some((p) => p.step)) {
-    throw unprocessable('no_steps', 'no message is a step: none has an action role (action_roles) or, for segments, score: true');
-  }
+  if (!list.pieces.some((p) => p.step)) throw unprocessable('no_steps', noStepsMessage(input));
   const draft = assemble(list.pieces, tok.bosId, list.wantsBos);
   checkVocabulary(draft.ids, limits.vocabSize);
   skipUnscorableFirstToken(draft.spans);

@@ -29,6 +29,8 @@ export interface TextTokenizer {
   /** Prepended to text input (design §2); null when the tokenizer defines none or add_bos_token is false. */
   readonly bosId: number | null;
   readonly eosId: number | null;
+  /** The id text falls back to when the vocabulary lacks a word (unk_token); null when it has none. */
+  readonly unkId: number | null;
   /** The tokenizer's size including added tokens: max id + 1. */
   readonly vocabSize: number;
   /** tokenizer_config.json chat_template (a string, or the 'default' entry of a list). */
@@ -123,6 +125,9 @@ export function createTextTokenizer(files: TokenizerFiles, source: string): Text
   const eosText = specialTokens.eos_token;
   const eosId = (eosText !== undefined ? tok.token_to_id(eosText) : undefined) ?? firstId(files.modelConfig?.eos_token_id);
 
+  const unkText = specialTokens.unk_token ?? tokenContent((files.tokenizerJson as { model?: { unk_token?: unknown } }).model?.unk_token);
+  const unkId = unkText !== undefined && unkText !== null ? (tok.token_to_id(unkText) ?? null) : null;
+
   let maxId = -1;
   for (const id of tok.get_vocab(true).values()) if (id > maxId) maxId = id;
   for (const id of tok.get_added_tokens_decoder().keys()) if (id > maxId) maxId = id;
@@ -142,6 +147,7 @@ export function createTextTokenizer(files: TokenizerFiles, source: string): Text
     },
     bosId,
     eosId: eosId ?? null,
+    unkId,
     vocabSize: maxId + 1,
     chatTemplate: pickChatTemplate(files),
     modelMaxLength: pickMaxLength(files.tokenizerConfig),
