@@ -3,7 +3,7 @@
  * cli.ts passes in its serve flags and config resolution so the model flags mean the same thing
  * (and read the same PA_* environment variables) in every command.
  */
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import type { Config } from '../config.js';
 import { TRAJECTORY_FORMATS } from '../text/adapters.js';
 import { EVAL_TASKS, runEvalCommand } from './eval.js';
@@ -34,12 +34,12 @@ const SCORER_FLAGS = [
 
 const positiveInt = (v: string) => {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`not a positive integer: ${v}`);
+  if (!/^\s*\d+\s*$/.test(v) || n < 1) throw new InvalidArgumentError('Expected a positive integer.');
   return n;
 };
 const nonNegativeInt = (v: string) => {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`not an integer ≥ 0: ${v}`);
+  if (!/^\s*\d+\s*$/.test(v)) throw new InvalidArgumentError('Expected an integer ≥ 0.');
   return n;
 };
 

@@ -97,5 +97,8 @@ describe('README: the examples match a live server', () => {
     expect(readme).toContain('--output scores.jsonl');
     const ignored = fs.readFileSync(path.join(ROOT, '.gitignore'), 'utf8').split('\n').map((l) => l.trim());
     expect(ignored).toContain('scores.jsonl');
+    // Both Reproduce commands are shown, and the files they write are ignored.
+    expect(readme).toContain('--input bench/data/gridworld-eval-reference.jsonl --format messages --output scores-reference.jsonl');
+    expect(ignored).toContain('scores-reference.jsonl');
   });
 });
