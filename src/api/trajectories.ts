@@ -20,7 +20,7 @@ import {
   TrajectoryResponse,
 } from './trajectory-schemas.js';
 
-const ITEM_OPTION_KEYS = ['beta', 'token_aggregate', 'token_aggregate_mode', 'return_tokens', 'truncate', 'baselines', 'render', 'action_roles', 'tools'] as const;
+const ITEM_OPTION_KEYS = ['beta', 'token_aggregate', 'token_aggregate_mode', 'return_tokens', 'truncate', 'baselines', 'render', 'action_roles', 'tools', 'exclude_agents'] as const;
 /** What one trajectory is made of: per item only, never request-wide. */
 const TRAJECTORY_FIELDS = ['messages', 'segments', 'format', 'data'] as const;
 

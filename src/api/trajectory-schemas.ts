@@ -66,6 +66,12 @@ const TrajectoryFields = {
     Type.Array(Type.String(), { maxItems: 256, description: 'Roles or agent names whose messages are steps (default ["assistant"])' }),
   ),
   tools: Type.Optional(Type.Array(Type.Unknown(), { maxItems: 256, description: 'Tool definitions for chat templates' })),
+  exclude_agents: Type.Optional(
+    Type.Array(Type.String(), {
+      maxItems: 256,
+      description: 'Speakers (message name, else role) whose messages are observations, never steps; for Who&When usually ["Computer_terminal"] (code-execution output)',
+    }),
+  ),
 };
 
 const TrajectoryOptions = {

@@ -43,6 +43,12 @@ const nonNegativeInt = (v: string) => {
   return n;
 };
 
+const agentList = (v: string) => {
+  const names = v.split(',').map((s) => s.trim()).filter(Boolean);
+  if (names.length === 0) throw new InvalidArgumentError('Expected comma-separated agent names.');
+  return names;
+};
+
 export function addOfflineCommands(program: Command, deps: OfflineCommandDeps): void {
   const score = program
     .command('score')
@@ -54,6 +60,7 @@ export function addOfflineCommands(program: Command, deps: OfflineCommandDeps): 
     .option('--baselines', 'also compute the confidence baselines (needed for their rows in eval)')
     .addOption(new Option('--render <mode>', 'message rendering').choices(['plain', 'chat_template']))
     .addOption(new Option('--token-aggregate <how>', 'token aggregate of a step').choices(['sum', 'mean', 'min', 'max', 'last']))
+    .option('--exclude-agents <names>', 'comma-separated speakers whose messages are observations, not steps (Who&When: usually Computer_terminal)', agentList)
     .option('--no-truncate', 'refuse (error line) a trajectory longer than the model instead of left-truncating it')
     .option('--concurrency <n>', 'trajectories in flight at once; the batcher batches them (default 32)', positiveInt)
     .addOption(new Option('--progress <mode>', 'progress display (auto: a bar on a terminal, lines otherwise)').choices(['auto', 'bar', 'lines', 'none']).default('auto'));
@@ -65,6 +72,7 @@ export function addOfflineCommands(program: Command, deps: OfflineCommandDeps): 
       ...(opts.render ? { render: opts.render as ScoreRequestOptions['render'] } : {}),
       ...(opts.tokenAggregate ? { token_aggregate: opts.tokenAggregate as ScoreRequestOptions['token_aggregate'] } : {}),
       ...(opts.truncate === false ? { truncate: false } : {}),
+      ...(opts.excludeAgents ? { exclude_agents: opts.excludeAgents as string[] } : {}),
     };
     process.exitCode = await runScoreCommand(config, {
       input: opts.input as string,
@@ -86,6 +94,7 @@ export function addOfflineCommands(program: Command, deps: OfflineCommandDeps): 
     .option('--group-by <field>', 'field naming the task of each trajectory (default "group": the task id the input adapter found)')
     .option('--resamples <n>', 'bootstrap resamples (default 1000)', positiveInt)
     .option('--seed <n>', 'bootstrap seed (default 0)', nonNegativeInt)
+    .option('--exclude-agents <names>', 'fa: also report attribution with these speakers\' steps left out (comma-separated; Who&When: Computer_terminal)', agentList)
     .action((opts: Record<string, unknown>) => {
       process.exitCode = runEvalCommand({
         scores: opts.scores as string,
@@ -94,6 +103,7 @@ export function addOfflineCommands(program: Command, deps: OfflineCommandDeps): 
         groupBy: opts.groupBy as string | undefined,
         resamples: opts.resamples as number | undefined,
         seed: opts.seed as number | undefined,
+        excludeAgents: opts.excludeAgents as string[] | undefined,
       });
     });
 }

@@ -24,7 +24,7 @@ import { readTrajectoryFile, TrajectoryFileError, type FileTrajectory, type Traj
 /** The per-trajectory options of POST /v1/trajectories/score that apply to a whole file. */
 export type ScoreRequestOptions = Pick<
   TrajectoryRequest,
-  'render' | 'beta' | 'token_aggregate' | 'token_aggregate_mode' | 'baselines' | 'return_tokens' | 'truncate'
+  'render' | 'beta' | 'token_aggregate' | 'token_aggregate_mode' | 'baselines' | 'return_tokens' | 'truncate' | 'exclude_agents'
 >;
 
 export interface Progress {

@@ -73,6 +73,8 @@ export interface TrajectoryInput {
   render?: RenderMode;
   /** Roles (or agent names) whose messages are steps; default ["assistant"]. */
   action_roles?: string[];
+  /** Speakers (message names, or roles) whose messages are observations even when action_roles selects them. */
+  exclude_agents?: string[];
   /** Tool definitions for chat templates that describe them. */
   tools?: unknown[];
 }
@@ -199,6 +201,14 @@ function checkActionRoles(roles: unknown): readonly string[] {
   return roles;
 }
 
+function checkExcludeAgents(names: unknown): readonly string[] {
+  if (names === undefined || names === null) return [];
+  if (!Array.isArray(names) || names.some((r) => typeof r !== 'string')) {
+    throw badRequest('invalid_action_roles', 'exclude_agents must be a list of agent names (or roles)');
+  }
+  return names;
+}
+
 function trajectoryPieces(input: TrajectoryInput, tok: TextTokenizer): PieceList {
   const hasMessages = present(input.messages);
   const hasSegments = present(input.segments);
@@ -214,6 +224,7 @@ function trajectoryPieces(input: TrajectoryInput, tok: TextTokenizer): PieceList
   return messagePieces(input.messages, tok, {
     render: input.render ?? 'plain',
     actionRoles: checkActionRoles(input.action_roles),
+    excludeAgents: checkExcludeAgents(input.exclude_agents),
     tools: input.tools,
   });
 }

@@ -37,6 +37,8 @@ export interface MessagePieceOptions {
   tools?: unknown[];
   /** Only these message indices are scored (default: every message `isStep` selects). */
   scoreOnly?: ReadonlySet<number>;
+  /** Speakers (name, else role) whose messages are never steps: observations, such as a code executor. */
+  excludeAgents?: readonly string[];
 }
 
 function renderTexts(messages: readonly Message[], tok: TextTokenizer, options: MessagePieceOptions): { texts: string[]; wantsBos: boolean } {
@@ -56,7 +58,8 @@ export function messagePieces(messages: readonly Message[], tok: TextTokenizer, 
   const { texts, wantsBos } = renderTexts(messages, tok, options);
   const pieces = texts.map((text, index): Piece => {
     const m = messages[index];
-    const scored = options.scoreOnly ? options.scoreOnly.has(index) : isStep(m, options.actionRoles);
+    const excluded = options.excludeAgents?.includes(speakerOf(m) ?? m.role) === true;
+    const scored = options.scoreOnly ? options.scoreOnly.has(index) : isStep(m, options.actionRoles) && !excluded;
     return { ids: tok.encode(text), ...(scored ? { step: { index, role: m.role, name: speakerOf(m) } } : {}) };
   });
   return { pieces, wantsBos };
