@@ -9,10 +9,12 @@
  *   config.json                             optional: eos_token_id when no eos_token is named
  *   chat_template.jinja                     optional: the newer place for the chat template
  *
- * BOS rule (design §2 "bos if the tokenizer defines one"): the token named by bos_token, unless
- * tokenizer_config sets add_bos_token to false. config.json's bos_token_id is deliberately NOT
- * used: Qwen's config.json lists bos_token_id 151643 while its tokenizer names no BOS and never
- * adds one, so trusting it would put a token in front that the model never saw there.
+ * BOS rule of the `paper` profile (design §2): the token named by bos_token, whatever
+ * tokenizer_config's add_bos_token says; the paper's released code prepends it whenever the
+ * tokenizer names one. `add_bos_token` is kept (`addBosToken`) for the `joint` profile, which
+ * follows the tokenizer as Hugging Face's `tokenizer(text)` does. config.json's bos_token_id is
+ * deliberately NOT used: Qwen's config.json lists bos_token_id 151643 while its tokenizer names no
+ * BOS and never adds one, so trusting it would put a token in front that the model never saw there.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -26,8 +28,10 @@ export interface TextTokenizer {
   decode(ids: readonly number[]): string;
   /** Decoded text of one token, with its leading space where it has one (for return_tokens). */
   tokenText(id: number): string;
-  /** Prepended to text input (design §2); null when the tokenizer defines none or add_bos_token is false. */
+  /** The token bos_token names (prepended to text input by the `paper` profile); null when the tokenizer names none. */
   readonly bosId: number | null;
+  /** tokenizer_config.json add_bos_token as written (null when absent): the `joint` profile follows it. */
+  readonly addBosToken: boolean | null;
   readonly eosId: number | null;
   /** The tokenizer's size including added tokens: max id + 1. */
   readonly vocabSize: number;
@@ -115,7 +119,7 @@ export function createTextTokenizer(files: TokenizerFiles, source: string): Text
   const specialTokens = collectSpecialTokens(files);
 
   let bosId: number | null = null;
-  if (files.tokenizerConfig.add_bos_token !== false && specialTokens.bos_token !== undefined) {
+  if (specialTokens.bos_token !== undefined) {
     const id = tok.token_to_id(specialTokens.bos_token);
     if (id === undefined) throw new Error(`${source}: bos_token ${JSON.stringify(specialTokens.bos_token)} is not in the vocabulary`);
     bosId = id;
@@ -141,6 +145,7 @@ export function createTextTokenizer(files: TokenizerFiles, source: string): Text
       return both.startsWith(anchorText) ? both.slice(anchorText.length) : decodeExact([id]);
     },
     bosId,
+    addBosToken: typeof files.tokenizerConfig.add_bos_token === 'boolean' ? files.tokenizerConfig.add_bos_token : null,
     eosId: eosId ?? null,
     vocabSize: maxId + 1,
     chatTemplate: pickChatTemplate(files),
