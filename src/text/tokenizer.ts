@@ -20,10 +20,31 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { Tokenizer } from '@huggingface/tokenizers';
+import { alignTokens, surfaceRules, Surfaces } from './offsets.js';
+import { PieceCache } from './piece-cache.js';
+
+/** An encoding with where each token starts: `starts[k]` is the UTF-8 byte offset in `bytes` of token k's first byte. */
+export interface OffsetEncoding {
+  ids: number[];
+  starts: Int32Array;
+  /** The text as UTF-8. */
+  bytes: Uint8Array;
+}
 
 export interface TextTokenizer {
   /** Token ids of `text`, never with special tokens added (special-token text inside is still matched). */
   encode(text: string): number[];
+  /** `encode(text)` through this tokenizer's bounded cache of piece encodings (piece-cache.ts); never change the result. */
+  encodePiece(text: string): readonly number[];
+  readonly pieceCache: PieceCache;
+  /** `encode(text)` plus each token's offset in the text (offsets.ts); throws AlignmentError when they cannot be found. */
+  encodeWithOffsets(text: string): OffsetEncoding;
+  /**
+   * The special tokens Hugging Face's `tokenizer(text)` puts around a text (the post-processor,
+   * with `add_bos_token` / `add_eos_token` applied where tokenizer_config sets them): the `joint` profile's.
+   */
+  readonly jointPrefix: readonly number[];
+  readonly jointSuffix: readonly number[];
   /** Exact text of the ids: special tokens kept, no clean-up of spaces. */
   decode(ids: readonly number[]): string;
   /** Decoded text of one token, with its leading space where it has one (for return_tokens). */
@@ -108,6 +129,26 @@ function stripsLeadingSpace(tokenizerJson: unknown): boolean {
   return /"type":"(Strip|Metaspace)"/.test(decoder);
 }
 
+/**
+ * What the post-processor adds around a text (found by encoding a probe with and without special
+ * tokens), then add_bos_token / add_eos_token where tokenizer_config sets them, as transformers'
+ * fast tokenizers rebuild their post-processor from those flags (LlamaTokenizerFast).
+ */
+function postProcessorTokens(tok: Tokenizer, config: Record<string, unknown>, bosId: number | null, eosId: number | null) {
+  const probe = 'a';
+  const bare = tok.encode(probe, { add_special_tokens: false }).ids;
+  const full = tok.encode(probe, { add_special_tokens: true }).ids;
+  let at = -1;
+  for (let i = 0; i + bare.length <= full.length && at < 0; i++) if (bare.every((id: number, k: number) => full[i + k] === id)) at = i;
+  let prefix = at >= 0 ? full.slice(0, at) : [];
+  let suffix = at >= 0 ? full.slice(at + bare.length) : [];
+  if (config.add_bos_token === false && bosId !== null && prefix[0] === bosId) prefix = prefix.slice(1);
+  if (config.add_bos_token === true && bosId !== null && prefix[0] !== bosId) prefix = [bosId, ...prefix];
+  if (config.add_eos_token === false && eosId !== null && suffix.at(-1) === eosId) suffix = suffix.slice(0, -1);
+  if (config.add_eos_token === true && eosId !== null && suffix.at(-1) !== eosId) suffix = [...suffix, eosId];
+  return { jointPrefix: prefix, jointSuffix: suffix };
+}
+
 /** Builds the service's tokenizer from already-parsed files; `source` names them in errors. */
 export function createTextTokenizer(files: TokenizerFiles, source: string): TextTokenizer {
   let tok: Tokenizer;
@@ -131,13 +172,35 @@ export function createTextTokenizer(files: TokenizerFiles, source: string): Text
   for (const id of tok.get_vocab(true).values()) if (id > maxId) maxId = id;
   for (const id of tok.get_added_tokens_decoder().keys()) if (id > maxId) maxId = id;
 
+  const { jointPrefix, jointSuffix } = postProcessorTokens(tok, files.tokenizerConfig, bosId, eosId ?? null);
+  const addedContents = new Set([...tok.get_added_tokens_decoder().values()].map((t) => t.content));
+  const surfaces = new Surfaces(surfaceRules(files.tokenizerJson), addedContents);
+  const unkName = (files.tokenizerJson as { model?: { unk_token?: unknown } }).model?.unk_token;
+  const unkId = typeof unkName === 'string' ? (tok.token_to_id(unkName) ?? null) : null;
+  const utf8 = new TextEncoder();
+  const encode = (text: string) => tok.encode(text, { add_special_tokens: false }).ids;
+  const pieceCache = new PieceCache();
+
   const decodeExact = (ids: readonly number[]) =>
     tok.decode(ids as number[], { skip_special_tokens: false, clean_up_tokenization_spaces: false });
   const anchor = stripsLeadingSpace(files.tokenizerJson) ? (tok.encode('a', { add_special_tokens: false }).ids.at(-1) ?? null) : null;
   const anchorText = anchor === null ? '' : decodeExact([anchor]);
 
   return {
-    encode: (text) => tok.encode(text, { add_special_tokens: false }).ids,
+    encode,
+    encodePiece: (text) => pieceCache.get(text, encode),
+    pieceCache,
+    encodeWithOffsets(text) {
+      const { ids, tokens } = tok.encode(text, { add_special_tokens: false });
+      const bytes = utf8.encode(text);
+      const starts = alignTokens(
+        bytes,
+        tokens.map((t: string, k: number) => (ids[k] === unkId ? null : surfaces.of(t))),
+      );
+      return { ids, starts, bytes };
+    },
+    jointPrefix,
+    jointSuffix,
     decode: decodeExact,
     tokenText(id) {
       if (anchor === null) return decodeExact([id]);
