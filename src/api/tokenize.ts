@@ -44,6 +44,8 @@ const TokenizeResponse = Type.Union([
 ]);
 
 const props = (schema: TSchema) => (schema as TObject).properties;
+/** Every field optional: which route's fields a body needs is checked by that route's compile. */
+const optional = (fields: Record<string, TSchema>) => Object.fromEntries(Object.entries(fields).map(([k, v]) => [k, Type.Optional(v)]));
 
 function kindOf(body: Record<string, unknown>): TokenizeKind {
   if (body.candidates !== undefined) return 'rank';
@@ -63,9 +65,9 @@ export function tokenizeRoutes(app: FastifyInstance, ctx: RouteContext): void {
     rank: { route: '/v1/rank', fields: props(rankRequestSchema(max)) },
     attribute: { route: '/v1/attribute', fields: props(AttributeRequest) },
   };
-  const items = Type.Array(Type.Object({ ...props(ScoreItem), ...props(TrajectoryItem) }, { additionalProperties: false }), { minItems: 1, maxItems: max });
+  const items = Type.Array(Type.Object(optional({ ...props(ScoreItem), ...props(TrajectoryItem) }), { additionalProperties: false }), { minItems: 1, maxItems: max });
   const body = Type.Object(
-    { ...routes.attribute.fields, ...routes.rank.fields, ...routes.trajectories.fields, ...routes.score.fields, items: Type.Optional(items) },
+    optional({ ...routes.attribute.fields, ...routes.rank.fields, ...routes.trajectories.fields, ...routes.score.fields, items }),
     { additionalProperties: false, description: 'Any body of /v1/score, /v1/trajectories/score, /v1/rank or /v1/attribute' },
   );
 
