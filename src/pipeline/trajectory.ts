@@ -29,6 +29,8 @@ export interface TrajectoryRequest extends Omit<TrajectoryInput, 'steps' | 'verb
   data?: unknown;
   /** Also return the policy's confidence baselines per step and per trajectory. */
   baselines?: boolean;
+  /** Internal (offline scoring): a record already adapted from its format, used as format + data would be. */
+  adapted?: AdaptedTrajectory;
 }
 
 export interface StepResult {
@@ -93,19 +95,22 @@ export function compileTrajectoryBody(body: TrajectoryBody, scorer: Scorer): Com
 
 /** `format`+`data` → messages through the dataset's adapter; otherwise the request as given. */
 export function resolveTrajectoryInput(request: TrajectoryRequest): { input: TrajectoryInput; labels?: AdaptedTrajectory['labels'] } {
-  const { format, data } = request;
-  if (format === undefined && data === undefined) return { input: request };
-  if (format === undefined) throw badRequest('missing_format', 'data needs a format (messages, who_and_when, tau_bench, agentprocessbench, processbench)');
-  if (data === undefined) throw badRequest('missing_data', `format "${format}" needs the record in data`);
-  if (request.messages !== undefined || request.segments !== undefined) {
-    throw badRequest('conflicting_fields', 'give format+data, or messages, or segments; not several');
+  const { format, data, adapted: given, ...rest } = request;
+  if (format === undefined && data === undefined && given === undefined) return { input: rest };
+  let adapted = given;
+  if (adapted === undefined) {
+    if (format === undefined) throw badRequest('missing_format', 'data needs a format (messages, who_and_when, tau_bench, agentprocessbench, processbench)');
+    if (data === undefined) throw badRequest('missing_data', `format "${format}" needs the record in data`);
+    if (request.messages !== undefined || request.segments !== undefined) {
+      throw badRequest('conflicting_fields', 'give format+data, or messages, or segments; not several');
+    }
+    adapted = adaptTrajectory(format, data);
   }
-  const adapted = adaptTrajectory(format, data);
   // The request's action_roles override the format's choice of steps.
   const steps = request.action_roles === undefined && adapted.steps ? { steps: adapted.steps } : {};
   return {
     input: {
-      ...request,
+      ...rest,
       messages: adapted.messages,
       action_roles: request.action_roles ?? adapted.action_roles,
       tools: request.tools ?? adapted.tools,

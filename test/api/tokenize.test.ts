@@ -241,7 +241,7 @@ describe('errors inside items name the item', () => {
 describe('piece encodings are cached (paper)', () => {
   it('a growing conversation re-encodes only its new message; candidates and items encode a shared prompt once', async () => {
     const spy = vi.spyOn(Tokenizer.prototype, 'encode');
-    const texts = () => spy.mock.calls.map((c) => c[0]);
+    const texts = (): string[] => spy.mock.calls.map((c: unknown[]) => c[0] as string);
     try {
       const conversation = [
         { role: 'user', content: 'hello hello go' },
@@ -255,14 +255,39 @@ describe('piece encodings are cached (paper)', () => {
       spy.mockClear();
       const prompt = '[user]: hello go left right down';
       await post('/v1/rank', { prompt, candidates: ['\n[assistant]: up', '\n[assistant]: down', '\n[assistant]: left'] });
-      expect(texts().filter((t) => t === prompt)).toHaveLength(1);
+      expect(texts().filter((t: string) => t === prompt)).toHaveLength(1);
 
       spy.mockClear();
       const other = '[user]: go hello hello left';
       await post('/v1/score', { items: ['up', 'down', 'wait'].map((w) => ({ prompt: other, step: `\n[assistant]: ${w}` })) });
-      expect(texts().filter((t) => t === other)).toHaveLength(1);
+      expect(texts().filter((t: string) => t === other)).toHaveLength(1);
     } finally {
       spy.mockRestore();
+    }
+  });
+});
+
+describe('the README\'s /v1/tokenize example', () => {
+  it('is what the default pair answers, and its ids are BOS + each piece encoded on its own', async () => {
+    const readme = fs.readFileSync(path.join(__dirname, '..', '..', 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('## Tokenization contract'));
+    const request = JSON.parse(/-d '(\{.*\})'/.exec(section)![1]);
+    const answer = JSON.parse(/```json\n(.*)\n```/.exec(section)![1]);
+    const { defaultPairApp, GRIDWORLD_POLICY } = await import('../helpers/default-pair-app.js');
+    const service = await defaultPairApp();
+    try {
+      const res = await service.app.inject({ method: 'POST', url: '/v1/tokenize', payload: request });
+      expect(res.json()).toEqual(answer);
+      const tok = new Tokenizer(
+        JSON.parse(fs.readFileSync(path.join(GRIDWORLD_POLICY, 'tokenizer.json'), 'utf8')),
+        JSON.parse(fs.readFileSync(path.join(GRIDWORLD_POLICY, 'tokenizer_config.json'), 'utf8')),
+      );
+      const enc = (t: string) => tok.encode(t, { add_special_tokens: false }).ids;
+      const bos = tok.encode('<bos>', { add_special_tokens: false }).ids;
+      const [user, assistant] = request.messages;
+      expect(answer.ids).toEqual([...bos, ...enc(`[user]: ${user.content}`), ...enc(`\n[assistant]: ${assistant.content}`)]);
+    } finally {
+      await service.close();
     }
   });
 });
