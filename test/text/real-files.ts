@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { fileURLToPath } from 'node:url';
-import { SHARED_REAL } from '../helpers/shared.js';
+import { inCi, needShared, SHARED_REAL } from '../helpers/shared.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -28,3 +28,9 @@ export function readJson(file: string): any {
   const raw = fs.readFileSync(file);
   return JSON.parse((file.endsWith('.gz') ? zlib.gunzipSync(raw) : raw).toString('utf8'));
 }
+
+/** Tests that need ../shared/real: outside CI they skip (saying what is missing); under CI=true they run, and fail without it. */
+export const IN_CI = inCi();
+export const HAVE_REAL = fs.existsSync(REAL);
+/** The one rule (test/helpers/shared.ts): skip with a line naming what is missing; under CI=true, fail. */
+export const SKIP_REAL = !needShared(import.meta.url, [REAL]);
