@@ -72,6 +72,9 @@ const TrajectoryFields = {
     Type.Array(Type.String(), { maxItems: 256, description: 'Roles or agent names whose messages are steps (default ["assistant"])' }),
   ),
   tools: Type.Optional(Type.Array(Type.Unknown(), { maxItems: 256, description: 'Tool definitions for chat templates' })),
+  join_steps: Type.Optional(
+    Type.Boolean({ description: 'format processbench: the steps as one assistant message with a span per step, for chat templates that require alternating roles (Llama-2)' }),
+  ),
   exclude_agents: Type.Optional(
     Type.Array(Type.String(), {
       maxItems: 256,

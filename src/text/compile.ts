@@ -54,6 +54,7 @@ import {
   type TokenizationProfile,
 } from './pieces.js';
 import type { PlainLabel } from './render.js';
+import type { SplitSteps } from './pieces.js';
 import type { TextTokenizer } from './tokenizer.js';
 import { truncateLeft, truncateRanges } from './truncate.js';
 
@@ -125,6 +126,8 @@ export interface TrajectoryInput {
   steps?: readonly number[];
   /** Internal (Who&When): plain renders every message as `[role]: content`. */
   verbatim?: boolean;
+  /** Internal (ProcessBench join_steps): one message whose parts are scored as separate steps. */
+  split?: SplitSteps;
 }
 
 function checkLimits(limits: CompileLimits): void {
@@ -302,6 +305,7 @@ function trajectoryPieces(input: TrajectoryInput, tok: TextTokenizer): PieceList
     tools: input.tools,
     ...(input.steps ? { scoreOnly: new Set(input.steps) } : {}),
     ...(input.verbatim ? { verbatim: true } : {}),
+    ...(input.split ? { split: input.split } : {}),
   });
 }
 
