@@ -14,7 +14,7 @@ import { defaultConfig, validateConfig } from '../../src/config.js';
 import { Metrics } from '../../src/metrics.js';
 import { ScorerPool } from '../../src/pool.js';
 import { perturbModel } from '../helpers/onnx-fixtures.js';
-import { needShared, sharedPath } from '../helpers/shared.js';
+import { describeIf, needShared, sharedPath } from '../helpers/shared.js';
 
 const LLAMA = sharedPath('models', 'tiny-random-LlamaForCausalLM-fp16');
 const HAVE_SHARED = needShared(import.meta.url, [LLAMA]);
@@ -51,7 +51,7 @@ async function until(condition: () => boolean): Promise<void> {
   while (!condition()) await new Promise((resolve) => setImmediate(resolve));
 }
 
-describe.skipIf(!HAVE_SHARED)('/health and /ready', () => {
+describeIf(HAVE_SHARED)('/health and /ready', () => {
   it('/ready is 503 before the pool is loaded and warmed, 200 after; /health is 200 throughout', async () => {
     const metrics = new Metrics({ defaultMetrics: false });
     pool = new ScorerPool(config, (name) => metrics.engineObserver(name));

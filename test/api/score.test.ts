@@ -16,7 +16,7 @@ import { Metrics } from '../../src/metrics.js';
 import { ScorerPool } from '../../src/pool.js';
 import { BOS_ID, fixtureVocabulary, perturbModel, randomTable, writeBigramModel } from '../helpers/onnx-fixtures.js';
 import { rawLogits } from '../helpers/reference-logprobs.js';
-import { needShared, sharedPath } from '../helpers/shared.js';
+import { describeIf, needShared, sharedPath } from '../helpers/shared.js';
 
 const LLAMA = sharedPath('models', 'tiny-random-LlamaForCausalLM-fp16');
 const GPT2 = sharedPath('models', 'tiny-random-gpt2-fp32');
@@ -289,7 +289,7 @@ describe('bigram fixtures: closed-form log-probs', () => {
 
 // ---------------------------------------------------------------------------------------------
 
-describe.skipIf(!HAVE_SHARED)('real exports against perturbed copies: log-ratio equals float64 log-softmax differences', () => {
+describeIf(HAVE_SHARED)('real exports against perturbed copies: log-ratio equals float64 log-softmax differences', () => {
   let service: Service;
   const dirs = {
     llama: path.join(tmpRoot, 'llama-perturbed'),

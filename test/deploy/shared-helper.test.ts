@@ -7,9 +7,24 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { inCi, needShared, SHARED_REAL } from '../helpers/shared.js';
+import { describeIf, inCi, needShared, SHARED_REAL } from '../helpers/shared.js';
 
 const ROOT = path.resolve(__dirname, '../..');
+
+// vitest runs a skipped suite's body to collect it; describeIf(false) must not (it would read ../shared).
+let bodyRan = false;
+describeIf(false)('a suite that needs what is missing', () => {
+  bodyRan = true;
+});
+describeIf(false).each([[1], [2]])('each row %s', () => {
+  bodyRan = true;
+});
+
+describe('describeIf', () => {
+  it('never runs the body of a suite whose files are missing', () => {
+    expect(bodyRan).toBe(false);
+  });
+});
 
 describe('needShared', () => {
   afterEach(() => vi.restoreAllMocks());

@@ -9,7 +9,7 @@ import { resolveModelDir } from '../../src/engine/model-dir.js';
 import { ScorerEngine } from '../../src/engine/scorer.js';
 import type { Sequence, TokenScores } from '../../src/sequence.js';
 import { referenceStats } from '../helpers/reference-logprobs.js';
-import { needShared, sharedPath } from '../helpers/shared.js';
+import { describeIf, needShared, sharedPath } from '../helpers/shared.js';
 
 const LLAMA = sharedPath('models', 'tiny-random-LlamaForCausalLM-fp16');
 const GPT2 = sharedPath('models', 'tiny-random-gpt2-fp32');
@@ -34,7 +34,7 @@ for (const [label, dir, vocab] of [
   ['tiny-random-LlamaForCausalLM-fp16 (fp16 logits, external data, KV inputs)', LLAMA, 32000],
   ['tiny-random-gpt2-fp32 (int32 inputs, stacked past)', GPT2, 1000],
 ] as const) {
-  describe.skipIf(!HAVE_SHARED)(label, () => {
+  describeIf(HAVE_SHARED)(label, () => {
     const onnxFile = HAVE_SHARED ? resolveModelDir(dir).onnxFile : '';
     let engine: ScorerEngine;
     beforeAll(async () => {
@@ -76,7 +76,7 @@ for (const [label, dir, vocab] of [
   });
 }
 
-describe.skipIf(!HAVE_SHARED)('max_batch_logits: the head never holds more than its budget of scored tokens × vocabulary', () => {
+describeIf(HAVE_SHARED)('max_batch_logits: the head never holds more than its budget of scored tokens × vocabulary', () => {
   const onnxFile = HAVE_SHARED ? resolveModelDir(LLAMA).onnxFile : '';
   let small: ScorerEngine;
   let roomy: ScorerEngine;

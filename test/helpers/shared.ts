@@ -9,6 +9,7 @@
  * - something missing under CI=true: it throws, so the file fails, naming what is missing.
  */
 import fs from 'node:fs';
+import { describe, it } from 'vitest';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -35,4 +36,18 @@ export function needShared(caller: string, paths: string[], env: NodeJS.ProcessE
   if (inCi(env)) throw new Error(`${file}: CI=true but ${names} is missing: CI runs with ../shared beside the checkout`);
   console.warn(`${file}: skipping the tests that need ${names} (not found; ../shared/real sits beside the checkout in CI, where they run)`);
   return false;
+}
+
+/**
+ * `describe` when `have`, else a describe that registers one skipped test and never runs the
+ * suite's body: vitest runs the body of a `describe.skipIf(true)` suite to collect its tests, and a
+ * body that reads ../shared at collection time would fail. Supports `.each(rows)`.
+ */
+export function describeIf(have: boolean): typeof describe {
+  if (have) return describe;
+  const skipped = (name: unknown) =>
+    describe.skip(String(name), () => {
+      it.skip('needs ../shared/real (see the warning line above)', () => {});
+    });
+  return Object.assign(skipped, { each: () => skipped }) as unknown as typeof describe;
 }

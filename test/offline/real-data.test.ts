@@ -19,7 +19,7 @@ import { scoreFile } from '../../src/offline/score-file.js';
 import { ScorerPool, type Scorer } from '../../src/pool.js';
 import { readTrajectoryFile, type TrajectoryFormat } from '../../src/text/adapters.js';
 import { perturbModel } from '../helpers/onnx-fixtures.js';
-import { needShared } from '../helpers/shared.js';
+import { describeIf, needShared } from '../helpers/shared.js';
 import { DATA, DIRS, readJson } from '../text/real-files.js';
 
 const MAX_LENGTH = 1024;
@@ -85,7 +85,7 @@ function checkLines(lines: any[], expectedSteps: number[]) {
   expect(lines.some((l) => l.steps.some((s: any) => !s.truncated && s.advantage !== 0))).toBe(true);
 }
 
-describe.skipIf(!HAVE_SHARED)('pa-server score on the real data sets with the tiny Llama', () => {
+describeIf(HAVE_SHARED)('pa-server score on the real data sets with the tiny Llama', () => {
   it('all 50 Who&When cases: every entry with content is a step, but a Hand-Crafted log\'s opening human question', async () => {
     const { summary, trajectories, lines } = await scoreAll(path.join(DATA, 'who-and-when'), 'who_and_when');
     expect(summary).toMatchObject({ total: 50, scored: 50, failed: 0 });

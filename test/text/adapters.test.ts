@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ServiceError } from '../../src/errors.js';
 import { adaptTrajectory, readTrajectoryFile, TRAJECTORY_FORMATS, TrajectoryFileError } from '../../src/text/adapters.js';
 import { isStep, DEFAULT_ACTION_ROLES } from '../../src/text/messages.js';
-import { needShared } from '../helpers/shared.js';
+import { describeIf, needShared } from '../helpers/shared.js';
 import { DATA, readJson } from './real-files.js';
 
 const WHO_AND_WHEN = path.join(DATA, 'who-and-when');
@@ -37,7 +37,7 @@ function errorOf(fn: () => unknown): ServiceError {
   throw new Error('expected a ServiceError');
 }
 
-describe.skipIf(!HAVE_SHARED)('who_and_when', () => {
+describeIf(HAVE_SHARED)('who_and_when', () => {
   const all = readTrajectoryFile(WHO_AND_WHEN, 'who_and_when');
   const raw = (id: string) => readJson(path.join(WHO_AND_WHEN, `${id}.json`));
 
@@ -124,7 +124,7 @@ describe.skipIf(!HAVE_SHARED)('who_and_when', () => {
   });
 });
 
-describe.skipIf(!HAVE_SHARED)('tau_bench', () => {
+describeIf(HAVE_SHARED)('tau_bench', () => {
   const rows = readJson(TAU);
   const all = readTrajectoryFile(TAU, 'tau_bench');
 
@@ -155,7 +155,7 @@ describe.skipIf(!HAVE_SHARED)('tau_bench', () => {
   });
 });
 
-describe.skipIf(!HAVE_SHARED)('agentprocessbench', () => {
+describeIf(HAVE_SHARED)('agentprocessbench', () => {
   const rows = fs
     .readFileSync(APB, 'utf8')
     .split('\n')
@@ -198,7 +198,7 @@ describe.skipIf(!HAVE_SHARED)('agentprocessbench', () => {
   });
 });
 
-describe.skipIf(!HAVE_SHARED)('processbench', () => {
+describeIf(HAVE_SHARED)('processbench', () => {
   const rows = readJson(PROCESSBENCH);
   const all = readTrajectoryFile(PROCESSBENCH, 'processbench');
 

@@ -7,7 +7,7 @@ import { Template } from '@huggingface/jinja';
 import { describe, expect, it } from 'vitest';
 import { compileTrajectory } from '../../src/text/compile.js';
 import { loadTokenizer } from '../../src/text/tokenizer.js';
-import { needShared } from '../helpers/shared.js';
+import { describeIf, needShared } from '../helpers/shared.js';
 import { DIRS } from './real-files.js';
 
 const conversation = [
@@ -21,7 +21,7 @@ const limits = { maxLength: 4096, vocabSize: 1_000_000, truncate: true };
 
 const HAVE_SHARED = needShared(import.meta.url, [DIRS.qwen25, DIRS.qwen3]);
 
-describe.skipIf(!HAVE_SHARED).each([
+describeIf(HAVE_SHARED).each([
   ['qwen2.5', DIRS.qwen25],
   ['qwen3', DIRS.qwen3],
 ])('chat template spans (%s)', (_name, dir) => {
