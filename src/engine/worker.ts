@@ -9,6 +9,7 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { HeadOutputs } from './batch.js';
+import { HostBlockStore } from './kv-store.js';
 import { ScoringSession, probeBatch, type SessionSpec } from './session.js';
 import type { WorkerRequest, WorkerResponse } from './worker-protocol.js';
 
@@ -42,11 +43,37 @@ async function main(): Promise<void> {
     port.postMessage({ type: 'fatal', message: (err as Error).message } satisfies WorkerResponse);
     return;
   }
+  const kv = session.info.kv;
+  // The cache's blocks live here, next to the session; a worker that dies takes them with it.
+  const store = kv && spec.blockTokens ? new HostBlockStore(kv, spec.blockTokens) : null;
+  const run = async (msg: Extract<WorkerRequest, { type: 'run' }>) => {
+    const plan = msg.kv;
+    if (!plan || !store) return { outputs: (await session.run(msg.batch, { stats: msg.stats })).outputs, recomputed: false };
+    const presents = plan.storeHashes.length > 0;
+    const tensors = plan.paddedPast > 0 ? store.gather(plan) : {};
+    let result;
+    let pastLengths = plan.pastLengths;
+    let padded = plan.paddedPast;
+    if (tensors) {
+      const past = padded > 0 ? { lengths: pastLengths, padded, tensors } : undefined;
+      result = await session.run(plan.batch, { stats: msg.stats, past, presents });
+    } else {
+      result = await session.run(msg.batch, { stats: msg.stats, presents });
+      pastLengths = new Int32Array(pastLengths.length);
+      padded = 0;
+    }
+    store.evict(plan.evict);
+    if (result.presents) store.keep(result.presents, pastLengths, padded, plan);
+    return { outputs: result.outputs, recomputed: !tensors };
+  };
   port.on('message', async (msg: WorkerRequest) => {
     if (msg.type === 'run') {
       try {
-        const outputs = await session.run(msg.batch);
-        port.postMessage({ type: 'result', id: msg.id, outputs } satisfies WorkerResponse, transferList(outputs));
+        const { outputs, recomputed } = await run(msg);
+        port.postMessage(
+          { type: 'result', id: msg.id, outputs, recomputed, cacheBytes: store?.bytes ?? 0 } satisfies WorkerResponse,
+          transferList(outputs),
+        );
       } catch (err) {
         port.postMessage({ type: 'error', id: msg.id, message: (err as Error).message } satisfies WorkerResponse);
       }
