@@ -157,7 +157,7 @@ export async function scoreTrajectories(
   const compiled = requests.map((r) => compileTrajectoryRequest(r, scorer));
   const scores = await scorer.engine.score(
     compiled.map((c) => c.sequence),
-    run,
+    { ...run, stats: requests.some((r) => r.baselines === true) },
   );
   return compiled.map((c, i) => trajectoryResult(c, scores[i], scorer));
 }
