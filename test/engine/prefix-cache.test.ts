@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveModelDir } from '../../src/engine/model-dir.js';
 import { BLOCK_TOKENS, ScorerEngine } from '../../src/engine/scorer.js';
 import type { Sequence, TokenScores } from '../../src/sequence.js';
+import { gqaLogprobs, gqaWeights, writeGqaModel } from '../helpers/gqa-fixture.js';
 import { perturbModel, seededRandom } from '../helpers/onnx-fixtures.js';
 
 const REAL = path.resolve(__dirname, '../../../shared/real/models');
@@ -187,5 +188,49 @@ describe('the cache never crosses model files or outlives its worker', () => {
     } finally {
       await Promise.all([on.close(), off.close()]);
     }
+  });
+});
+
+describe('GroupQueryAttention (the onnxruntime-genai CUDA builds), a fixture on CPU', () => {
+  let tmp: string;
+  let engines: ScorerEngine[] = [];
+  const w = gqaWeights(4);
+  beforeAll(() => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pa-gqa-'));
+    writeGqaModel(tmp, w);
+  });
+  afterAll(async () => {
+    await Promise.all(engines.map((e) => e.close()));
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('with and without the cache, alone and in batches, log-probs equal the closed form (1e-4)', async () => {
+    const file = path.join(tmp, 'model.onnx');
+    const spec = { name: 'gqa', policyOnnx: file, referenceOnnx: file, device: 'cpu', threads: 1, batching };
+    const on = await ScorerEngine.start({ ...spec, prefixCacheMb: 8 });
+    const off = await ScorerEngine.start({ ...spec, prefixCacheMb: 0 });
+    engines = [on, off];
+    expect(on.policyInfo.kv?.rowsAlone).toBe(true);
+    const seqs = sharingSequences(9, 4, w.V).slice(0, 20);
+    const check = (got: TokenScores[], order: number[]) =>
+      got.forEach((g, k) => {
+        const seq = seqs[order[k]];
+        const want = gqaLogprobs(w, seq.ids);
+        let j = 0;
+        for (const span of seq.spans) for (let t = span.start; t < span.end; t++, j++) expect(Math.abs(g.policy[j] - want[t - 1])).toBeLessThan(1e-4);
+      });
+    const all = seqs.map((_, i) => i);
+    check(await off.score(seqs), all);
+    let reused = 0;
+    for (const seed of [4, 5]) {
+      const order = shuffled(seqs, seed);
+      for (const i of order) {
+        const [got] = await on.score([seqs[i]]);
+        check([got], [i]);
+        reused += got.cachedTokens ?? 0;
+      }
+      check(await on.score(order.map((i) => seqs[i])), order);
+    }
+    expect(reused).toBeGreaterThan(0);
   });
 });
