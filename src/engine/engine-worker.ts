@@ -126,6 +126,11 @@ export class EngineWorker extends EventEmitter {
     });
   }
 
+  /** Drops every cached KV block (after the batches already sent). */
+  clearCache(): void {
+    this.worker?.postMessage({ type: 'clear-cache' } satisfies WorkerRequest);
+  }
+
   /**
    * For tests of crash recovery: the thread dies of an uncaught exception, as a JS fault would,
    * and is restarted. Not terminate(): terminating a thread while onnxruntime is inside run()

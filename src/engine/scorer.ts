@@ -140,11 +140,20 @@ export class ScorerEngine {
         ...spec.batching,
         maxBatchScored: this.maxBatchScored,
         rowCost,
-        maxBatchPastTokens: spec.batching.maxBatchPastTokens ?? PAST_TOKENS_PER_NEW_TOKEN * spec.batching.maxBatchTokens,
+        maxBatchPastTokens: spec.batching.maxBatchPastTokens ?? this.defaultPastBudget(),
       },
       (batch, rows) => this.forward(batch, rows),
       observer,
     );
+  }
+
+  /**
+   * Past tokens per batch: 32 × max_batch_tokens, and never more than a role's cache holds (the
+   * past feeds are copies of cached blocks, so a batch's past costs at most the cache bound again).
+   */
+  private defaultPastBudget(): number {
+    const perRole = Object.values(this.caches).map((c) => c.capacityBlocks * c.blockTokens);
+    return Math.max(BLOCK_TOKENS, Math.min(PAST_TOKENS_PER_NEW_TOKEN * this.spec.batching.maxBatchTokens, ...perRole));
   }
 
   /**
@@ -171,6 +180,12 @@ export class ScorerEngine {
       worker.on('down', () => cache.clear());
       worker.on('ready', () => cache.clear());
     });
+  }
+
+  /** Index and worker store both start over, so neither holds a block the other does not know. */
+  private forget(role: Role): void {
+    this.caches[role]?.clear();
+    this.worker(role).clearCache();
   }
 
   private worker(role: Role): EngineWorker {
@@ -247,12 +262,12 @@ export class ScorerEngine {
         result = await this.worker(role).runPlanned(batch, role === 'policy' && stats, plan);
       } catch (err) {
         // The worker may hold none of this plan's blocks: forget them all rather than guess.
-        cache?.clear();
+        if (cache) this.forget(role);
         throw err;
       }
       this.observer.inference?.(this.spec.name, role, (performance.now() - t0) / 1000);
       if (cache && before) {
-        if (result.recomputed) cache.clear();
+        if (result.recomputed) this.forget(role);
         this.observer.prefixCache?.(this.spec.name, role, {
           hitTokens: cache.counters.hitTokens - before.hitTokens,
           missTokens: cache.counters.missTokens - before.missTokens,

@@ -9,6 +9,7 @@ import type { SessionInfo } from './session.js';
  */
 export type WorkerRequest =
   | { type: 'run'; id: number; batch: EngineBatch; stats: boolean; kv?: KvPlan }
+  | { type: 'clear-cache' }
   | { type: 'exit' }
   | { type: 'crash'; message: string };
 

@@ -148,6 +148,9 @@ async function main(): Promise<void> {
       } catch (err) {
         port.postMessage({ type: 'error', id: msg.id, message: (err as Error).message } satisfies WorkerResponse);
       }
+    } else if (msg.type === 'clear-cache') {
+      // The main thread forgot every block (a failed or recomputed batch): so does the store.
+      store?.clear();
     } else if (msg.type === 'crash') {
       // Dies of an uncaught exception, between forward passes, as a JS fault would (EngineWorker.kill).
       process.nextTick(() => {
