@@ -49,7 +49,7 @@ interface Shape {
   repeats: number;
 }
 
-const FULL: Shape = { loopStart: 200, loopEnd: 2000, step: [20, 60], observation: [20, 60], rankPrompt: 1500, candidate: [20, 60], itemPrompt: [200, 1500], turns: 10, action: 100, repeats: 2 };
+const FULL: Shape = { loopStart: 200, loopEnd: 2000, step: [20, 60], observation: [20, 60], rankPrompt: 1500, candidate: [20, 60], itemPrompt: [200, 1500], turns: 10, action: 100, repeats: 3 };
 const QUICK: Shape = { loopStart: 20, loopEnd: 200, step: [2, 6], observation: [2, 6], rankPrompt: 150, candidate: [2, 6], itemPrompt: [20, 150], turns: 4, action: 10, repeats: 1 };
 
 /** The with-past variant of a pair: make_pair.py writes it to {policy,reference}/kv. */
@@ -87,8 +87,9 @@ async function timed<T>(f: () => Promise<T>): Promise<[T, number]> {
 interface Workloads {
   loops: { prompt_ids: number[]; step_ids: number[] }[][];
   ranks: { prompt: string; candidates: string[] }[];
-  items: { prompt_ids: number[]; step_ids: number[] }[];
-  trajectories: { segments: { ids: number[]; score?: boolean }[] }[];
+  /** Per repeat, a fresh set: a set sent twice would find itself in the cache. */
+  items: { prompt_ids: number[]; step_ids: number[] }[][];
+  trajectories: { segments: { ids: number[]; score?: boolean }[] }[][];
 }
 
 function workloads(shape: Shape, pair: Pair): Workloads {
@@ -111,13 +112,17 @@ function workloads(shape: Shape, pair: Pair): Workloads {
     prompt: pick(shape.rankPrompt).map(vocab.word).join(' '),
     candidates: Array.from({ length: 8 }, () => pick(randInt(next, shape.candidate)).map(vocab.word).join(' ')),
   }));
-  const items = Array.from({ length: 16 }, () => ({ prompt_ids: randomIds(next, randInt(next, shape.itemPrompt), pair.vocab), step_ids: randomIds(next, randInt(next, shape.step), pair.vocab) }));
-  const trajectories = Array.from({ length: 8 }, () => ({
-    segments: [
-      { ids: randomIds(next, Math.round(shape.action / 2), pair.vocab) },
-      ...Array.from({ length: shape.turns }, () => [{ ids: randomIds(next, Math.round(shape.action / 10), pair.vocab) }, { ids: randomIds(next, shape.action, pair.vocab), score: true }]).flat(),
-    ],
-  }));
+  const items = Array.from({ length: shape.repeats }, () =>
+    Array.from({ length: 16 }, () => ({ prompt_ids: randomIds(next, randInt(next, shape.itemPrompt), pair.vocab), step_ids: randomIds(next, randInt(next, shape.step), pair.vocab) })),
+  );
+  const trajectories = Array.from({ length: shape.repeats }, () =>
+    Array.from({ length: 8 }, () => ({
+      segments: [
+        { ids: randomIds(next, Math.round(shape.action / 2), pair.vocab) },
+        ...Array.from({ length: shape.turns }, () => [{ ids: randomIds(next, Math.round(shape.action / 10), pair.vocab) }, { ids: randomIds(next, shape.action, pair.vocab), score: true }]).flat(),
+      ],
+    })),
+  );
   return { loops, ranks, items, trajectories };
 }
 
@@ -127,37 +132,49 @@ interface Measured {
   rankMs: number[];
   rankScores: number[][];
   itemsMs: number[];
-  itemRatios: number[];
+  itemRatios: number[][];
   trajectoryMs: number[];
 }
 
-async function measure(server: BenchServer, w: Workloads): Promise<Measured> {
-  const score = `${server.url}/v1/score`;
-  const out: Measured = { loopCallMs: [], loopRatios: [], rankMs: [], rankScores: [], itemsMs: [], itemRatios: [], trajectoryMs: [] };
+const emptyMeasured = (): Measured => ({ loopCallMs: [], loopRatios: [], rankMs: [], rankScores: [], itemsMs: [], itemRatios: [], trajectoryMs: [] });
+
+/**
+ * Each repeat of each workload runs on the cache-off server, then at once on the cache-on one:
+ * the load of the shared machine drifts over minutes, and back-to-back pairs see the same load.
+ */
+async function measure(servers: Record<'off' | 'on', BenchServer>, w: Workloads): Promise<Record<'off' | 'on', Measured>> {
+  const out = { off: emptyMeasured(), on: emptyMeasured() };
+  const modes = ['off', 'on'] as const;
   for (const loop of w.loops) {
-    const ms: number[] = [];
-    const ratios: number[] = [];
-    for (const call of loop) {
-      const [body, t] = await timed(() => post(score, call));
-      ms.push(t);
-      ratios.push(body.log_ratio);
+    for (const mode of modes) {
+      const ms: number[] = [];
+      const ratios: number[] = [];
+      for (const call of loop) {
+        const [body, t] = await timed(() => post(`${servers[mode].url}/v1/score`, call));
+        ms.push(t);
+        ratios.push(body.log_ratio);
+      }
+      out[mode].loopCallMs.push(ms);
+      out[mode].loopRatios.push(ratios);
     }
-    out.loopCallMs.push(ms);
-    out.loopRatios.push(ratios);
   }
   for (const rank of w.ranks) {
-    const [body, t] = await timed(() => post(`${server.url}/v1/rank`, rank));
-    out.rankMs.push(t);
-    out.rankScores.push(body.scores);
+    for (const mode of modes) {
+      const [body, t] = await timed(() => post(`${servers[mode].url}/v1/rank`, rank));
+      out[mode].rankMs.push(t);
+      out[mode].rankScores.push(body.scores);
+    }
   }
-  for (let r = 0; r < w.loops.length; r++) {
-    const [body, t] = await timed(() => post(score, { items: w.items }));
-    out.itemsMs.push(t);
-    out.itemRatios = body.results.map((x: any) => x.log_ratio);
+  for (const items of w.items) {
+    for (const mode of modes) {
+      const [body, t] = await timed(() => post(`${servers[mode].url}/v1/score`, { items }));
+      out[mode].itemsMs.push(t);
+      out[mode].itemRatios.push(body.results.map((x: any) => x.log_ratio));
+    }
   }
-  for (let r = 0; r < w.loops.length; r++) {
-    const [, t] = await timed(() => post(`${server.url}/v1/trajectories/score`, { items: w.trajectories }));
-    out.trajectoryMs.push(t);
+  for (const trajectories of w.trajectories) {
+    const [, t] = await timed(() => post(`${servers.on.url}/v1/trajectories/score`, { items: trajectories }));
+    out.on.trajectoryMs.push(t);
   }
   return out;
 }
@@ -167,9 +184,9 @@ async function rawForward(pair: Pair, quick: boolean, w: Workloads, repeats: num
   const file = (dir: string) => path.join(dir, 'model.onnx');
   const dirs = quick ? [pair.policy, pair.reference] : [path.dirname(pair.policy), path.dirname(pair.reference)];
   const sessions = await Promise.all(dirs.map((d) => ort.InferenceSession.create(file(d), { intraOpNumThreads: threads, interOpNumThreads: 1 })));
-  const sequences = w.trajectories.map((t) => t.segments.flatMap((s) => s.ids));
   const times: number[] = [];
   for (let r = 0; r < repeats; r++) {
+    const sequences = w.trajectories[r].map((t) => t.segments.flatMap((s) => s.ids));
     const t0 = performance.now();
     for (const ids of sequences) {
       const n = ids.length;
@@ -233,14 +250,17 @@ export async function runPrefix(ctx: BenchContext): Promise<BenchOutput<PrefixBe
   const w = workloads(shape, pair);
   const threads = Math.max(1, Math.floor(os.availableParallelism() / 2));
   const result = await timedBench(ctx, 'prefix', { main: pair.name }, async () => {
-    const runs: Record<'on' | 'off', Measured> = {} as never;
-    for (const [mode, mb] of [['off', '0'], ['on', '512']] as const) {
-      const server = await BenchServer.start(pair, { device: options.device, flags: ['--prefix-cache-mb', mb] });
+    const offServer = await BenchServer.start(pair, { device: options.device, flags: ['--prefix-cache-mb', '0'] });
+    let runs: Record<'on' | 'off', Measured>;
+    try {
+      const onServer = await BenchServer.start(pair, { device: options.device, flags: ['--prefix-cache-mb', '512'] });
       try {
-        runs[mode] = await measure(server, w);
+        runs = await measure({ off: offServer, on: onServer }, w);
       } finally {
-        await server.stop();
+        await onServer.stop();
       }
+    } finally {
+      await offServer.stop();
     }
     const raw = await rawForward(pair, options.quick, w, shape.repeats, 2 * threads);
     const pastLayout = await pastLayouts(pair, threads, 3 * shape.repeats, options.quick);
@@ -248,7 +268,7 @@ export async function runPrefix(ctx: BenchContext): Promise<BenchOutput<PrefixBe
     const perCall = (m: Measured) => Array.from({ length: 20 }, (_, i) => median(m.loopCallMs.map((l) => l[i])));
     const loopTotal = (m: Measured) => median(m.loopCallMs.map((l) => l.reduce((a, b) => a + b, 0)));
     const onCalls = perCall(on);
-    const sequences = w.trajectories.map((t) => t.segments);
+    const sequences = w.trajectories[0].map((t) => t.segments);
     const tokens = sequences.reduce((n, s) => n + s.reduce((m, seg) => m + seg.ids.length, 0), 0);
     const scored = sequences.reduce((n, s) => n + s.reduce((m, seg) => m + (seg.score ? seg.ids.length : 0), 0), 0);
     return {
@@ -272,7 +292,13 @@ export async function runPrefix(ctx: BenchContext): Promise<BenchOutput<PrefixBe
         ratio: median(off.rankMs) / median(on.rankMs),
         maxDiff: Math.max(...on.rankScores.map((s, i) => maxAbsDiff(s, off.rankScores[i]))),
       },
-      independent: { items: w.items.length, onMs: median(on.itemsMs), offMs: median(off.itemsMs), ratio: median(off.itemsMs) / median(on.itemsMs), maxDiff: maxAbsDiff(on.itemRatios, off.itemRatios) },
+      independent: {
+        items: w.items[0].length,
+        onMs: median(on.itemsMs),
+        offMs: median(off.itemsMs),
+        ratio: median(off.itemsMs) / median(on.itemsMs),
+        maxDiff: Math.max(...on.itemRatios.map((r, i) => maxAbsDiff(r, off.itemRatios[i]))),
+      },
       trajectory: { sequences: sequences.length, tokens, scoredFraction: scored / tokens, serviceMs: median(on.trajectoryMs), rawMs: median(raw), ratio: median(raw) / median(on.trajectoryMs) },
       pastLayout,
     };
