@@ -35,6 +35,17 @@ export function parsePythonJson(text: string): PyValue {
     i++; // opening quote
     let out = '';
     for (;;) {
+      // Plain runs are copied in one slice.
+      let j = i;
+      while (j < text.length) {
+        const code = text.charCodeAt(j);
+        if (code === 0x22 || code === 0x5c || code < 0x20) break;
+        j++;
+      }
+      if (j > i) {
+        out += text.slice(i, j);
+        i = j;
+      }
       if (i >= text.length) fail('unterminated string');
       const c = text[i++];
       if (c === '"') return out;
