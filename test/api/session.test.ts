@@ -29,7 +29,7 @@ const MESSAGES = [
   { role: 'assistant', content: 'down' },
 ];
 /** Valid bodies for the routes this test knows; any other scoring route gets `{}` (its 4xx must echo too). */
-const BODIES: Record<string, unknown> = {
+const BODIES: Record<string, object> = {
   '/v1/score': { prompt: PROMPT, step: '\n[assistant]: right' },
   '/score': { prompt: PROMPT, step: '\n[assistant]: up' },
   '/v1/trajectories/score': { messages: MESSAGES },
