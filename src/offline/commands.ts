@@ -35,12 +35,12 @@ const SCORER_FLAGS = [
 
 const positiveInt = (v: string) => {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`not a positive integer: ${v}`);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`not a positive integer: ${v}`);
   return n;
 };
 const nonNegativeInt = (v: string) => {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`not an integer ≥ 0: ${v}`);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`not an integer ≥ 0: ${v}`);
   return n;
 };
 

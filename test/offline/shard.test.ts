@@ -127,6 +127,15 @@ describe('resume per shard, on the default pair', () => {
     expect(run.stderr).toMatch(/--shard 3\/3: I must be in 0\.\.2/);
     expect(run.stderr).not.toMatch(/\n\s+at /); // no stack trace
     expect(fs.existsSync(path.join(tmp, 'x.jsonl'))).toBe(false);
+    // The other numeric flags of the offline commands answer the same way (they threw a stack trace).
+    const zero = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'score', '--input', input, '--format', 'messages', '--output', path.join(tmp, 'x.jsonl'), '--concurrency', '0'], {
+      cwd: PACKAGE_ROOT,
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(zero.status).toBe(1);
+    expect(zero.stderr).toMatch(/--concurrency <n>' argument '0' is invalid\. not a positive integer: 0/);
+    expect(zero.stderr).not.toMatch(/\n\s+at /);
   });
 });
 
