@@ -11,7 +11,8 @@
  * at most a partial last line, which the next run removes.
  *
  * Several trajectories are in flight at once (each its own engine call) so the batcher packs
- * them into shared forward passes.
+ * them into shared forward passes. With `shard`, only the records whose id hashes to it are read
+ * in (src/offline/shard.ts); each shard has its own output file and resumes from it.
  */
 import fs from 'node:fs';
 import cliProgress from 'cli-progress';
