@@ -137,7 +137,7 @@ describeHaproxy('three replicas behind HAProxy with the shipped configuration', 
     const pool = new ScorerPool(config);
     single = { app: buildApp(config, pool, { metrics: new Metrics({ defaultMetrics: false }) }), pool };
     await pool.load();
-  }, 240_000);
+  }, 400_000);
 
   afterAll(async () => {
     haproxy?.kill('SIGKILL');
@@ -230,5 +230,5 @@ describeHaproxy('three replicas behind HAProxy with the shipped configuration', 
     const scoreLines = haproxyLog.split('\n').filter((l) => l.includes('"POST /v1/score'));
     for (const s of sessions) expect(scoreLines.filter((l) => l.includes(`session=${s} `)).length, s).toBe(10);
     expect(haproxyLog).toMatch(new RegExp(`Server pa_servers/${victim} is DOWN`));
-  }, 240_000);
+  }, 400_000);
 });

@@ -136,7 +136,7 @@ describe('resume per shard, on the default pair', () => {
     expect(zero.status).toBe(1);
     expect(zero.stderr).toMatch(/--concurrency <n>' argument '0' is invalid\. not a positive integer: 0/);
     expect(zero.stderr).not.toMatch(/\n\s+at /);
-  });
+  }, 180_000);
 });
 
 const haveReal = fs.existsSync(path.join(DATA, 'who-and-when')) && fs.existsSync(DIRS.llama);
