@@ -17,6 +17,7 @@ import { modelRoutes } from './api/models.js';
 import { ErrorBody } from './api/schemas.js';
 import { scoreRoutes } from './api/score.js';
 import { SESSION_HEADER, sessionHeaderSchema, sessionIds } from './api/session.js';
+import { tokenizeRoutes } from './api/tokenize.js';
 import { trajectoryRoutes } from './api/trajectories.js';
 import { uiRoutes } from './api/ui.js';
 import type { RouteContext } from './api/context.js';
@@ -167,6 +168,7 @@ export function buildApp(config: Config, pool: ScorerPool, options: AppOptions =
     });
     scoreRoutes(scoped, ctx);
     trajectoryRoutes(scoped, ctx);
+    tokenizeRoutes(scoped, ctx);
     modelRoutes(scoped, ctx);
     infoRoutes(scoped, ctx);
   });
