@@ -33,6 +33,7 @@ export const ERROR_CODES: readonly ErrorCode[] = [
   { code: 'invalid_label', status: 400 },
   { code: 'invalid_utf8', status: 400 },
   { code: 'invalid_content_length', status: 400 },
+  { code: 'invalid_session_id', status: 400 },
   { code: 'too_deeply_nested', status: 400, note: '> 128 levels' },
   { code: 'bad_request', status: 400, note: "any other 4xx of fastify's own, with its status" },
   { code: 'unauthorized', status: 401, note: 'with `WWW-Authenticate: Bearer`, when an API key is configured' },

@@ -27,7 +27,7 @@ export function scoreRoutes(app: FastifyInstance, ctx: RouteContext): void {
       return compiled.compiled.map((c) => c.sequence);
     });
     const results = items.map((item, i) => scoreResult(item, sequences[i], scores[i], scorer));
-    const report = usageReport(sequences, scorer.tokenizer.unkId);
+    const report = usageReport(sequences, scores, scorer.tokenizer.unkId);
     return body.items ? { model: scorer.name, results, ...report } : { model: scorer.name, ...results[0], ...report };
   };
   app.post('/v1/score', { schema: { ...schema, tags: ['score'] } }, handler);

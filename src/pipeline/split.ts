@@ -28,12 +28,17 @@ export function spanScores(seq: Sequence, scores: TokenScores): TokenScores[] {
 export interface Usage {
   prompt_tokens: number;
   scored_tokens: number;
+  /** Context tokens whose keys and values came from the prefix cache instead of a forward pass. */
+  cached_tokens: number;
   /** Tokens (context and scored) that are the tokenizer's unknown-word id: text it cannot represent. */
   unknown_tokens: number;
 }
 
-/** Tokens that went through the models as context only, tokens scored, and unknown-word tokens among them. */
-export function usageOf(sequences: readonly Sequence[], unkId: number | null = null): Usage {
+/**
+ * Tokens that went through the models as context only, tokens scored, context tokens whose
+ * keys and values came from the prefix cache instead of a forward pass, and unknown-word tokens.
+ */
+export function usageOf(sequences: readonly Sequence[], scores: readonly TokenScores[] = [], unkId: number | null = null): Usage {
   let scored = 0;
   let total = 0;
   let unknown = 0;
@@ -42,12 +47,13 @@ export function usageOf(sequences: readonly Sequence[], unkId: number | null = n
     for (const span of s.spans) scored += span.end - span.start;
     if (unkId !== null) for (const id of s.ids) if (id === unkId) unknown++;
   }
-  return { prompt_tokens: total - scored, scored_tokens: scored, unknown_tokens: unknown };
+  const cached = scores.reduce((n, s) => n + (s.cachedTokens ?? 0), 0);
+  return { prompt_tokens: total - scored, scored_tokens: scored, cached_tokens: cached, unknown_tokens: unknown };
 }
 
 /** `usage`, plus `warnings` when something was scored that the numbers do not show (unknown words). */
-export function usageReport(sequences: readonly Sequence[], unkId: number | null): { usage: Usage; warnings?: string[] } {
-  const usage = usageOf(sequences, unkId);
+export function usageReport(sequences: readonly Sequence[], scores: readonly TokenScores[], unkId: number | null): { usage: Usage; warnings?: string[] } {
+  const usage = usageOf(sequences, scores, unkId);
   if (usage.unknown_tokens === 0) return { usage };
   return {
     usage,
