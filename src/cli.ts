@@ -90,7 +90,10 @@ export function configFromOptions(opts: Record<string, unknown>, given: (key: st
     ];
   } else if (given('beta') || given('name') || given('tokenizer')) {
     const scorers = config.scorers as Record<string, unknown>[];
-    if (scorers.length !== 1) throw new ConfigError('--beta/--name/--tokenizer apply to a single scorer; set them per scorer in the config file');
+    // Without a config file they change the embedded `default` pair (the first); the `exact` pair keeps its own.
+    if (scorers.length !== 1 && typeof opts.config === 'string') {
+      throw new ConfigError('--beta/--name/--tokenizer apply to a single scorer; set them per scorer in the config file');
+    }
     scorers[0] = {
       ...scorers[0],
       ...(given('name') ? { name: opts.name } : {}),

@@ -76,3 +76,41 @@ def policy_card(s):
         "A*(s,a) = Q*(s,a) − V*(s).\n\n"
         + _model(s, f" `config.json` records `kl_beta` = {s['beta']}.") + _construction(s) + "\n" + _repro(s)
     )
+
+
+def bench_section(s):
+    """The exact pair's part of bench/data/README.md (cards.bench_readme appends it)."""
+    p, r = s["eval_files"]["policy"], s["eval_files"]["reference"]
+    return (
+        "\n## gridworld-exact-eval.jsonl and gridworld-exact-eval-reference.jsonl\n\n"
+        "Ground truth for the `exact` pair (`models/gridworld-exact-*`), written by "
+        "`tools/train-tiny-pair/distill.py`: the same 100 held-out maps (seeds 2e9 + i) x 8 episodes, sampled "
+        "exactly (not from the models) from pi* (`gridworld-exact-eval.jsonl`, `\"sampler\": \"pi_star\"`) and from "
+        "the noisy expert pi_ref^target (`gridworld-exact-eval-reference.jsonl`, `\"sampler\": \"pi_ref_target\"`), "
+        f"with the environment's slips; beta = {s['beta']}, eps = {s['expert_eps']}.\n\n"
+        f"Summary (pi*): {p['episodes']} episodes, {p['steps']} steps, success rate {100 * p['success']:.1f}%, episodes "
+        f"with a bad action {100 * p['bad']:.1f}%; outcomes {p['outcomes']}; A* per step mean {p['a_star_mean']:.4f}, "
+        f"std {p['a_star_std']:.4f}.\n\n"
+        f"Summary (pi_ref^target): {r['episodes']} episodes, {r['steps']} steps, success rate {100 * r['success']:.1f}%, "
+        f"episodes with a bad action {100 * r['bad']:.1f}%; outcomes {r['outcomes']}; A* per step mean "
+        f"{r['a_star_mean']:.4f}, std {r['a_star_std']:.4f}.\n\n"
+        "Fields: those of `gridworld-eval.jsonl` above, plus `sampler`, `a_star` (the true optimal advantage "
+        "A*(s,a) = Q*(s,a) - V*(s) of each assistant step, in order, by soft value iteration on the true dynamics "
+        "over (map, position, steps taken); see tools/train-tiny-pair/README.md) and `v_star_0` (V* of the start "
+        "state). Summed along an episode, A* is the return minus `v_star_0` minus the environment's luck.\n"
+    )
+
+
+if __name__ == "__main__":
+    # Re-render the exact pair's cards from a summary (a re-run of distill.py writes the same bytes):
+    #   /usr/bin/python3 tools/train-tiny-pair/cards_exact.py tools/train-tiny-pair/results-exact/summary.json
+    import json
+    import os
+    import sys
+
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    with open(sys.argv[1]) as f:
+        summary = json.load(f)
+    for name, fn in (("gridworld-exact-reference", reference_card), ("gridworld-exact-policy", policy_card)):
+        with open(os.path.join(repo, "models", name, "README.md"), "w") as f:
+            f.write(fn(summary))
