@@ -128,7 +128,8 @@ export function configFromOptions(opts: Record<string, unknown>, given: Given): 
     ];
   } else if (given('beta') || given('name') || given('tokenizer') || given('tokenization')) {
     const scorers = config.scorers as Record<string, unknown>[];
-    if (scorers.length !== 1) {
+    // Without a config file they change the embedded `default` pair (the first); the `exact` pair keeps its own.
+    if (scorers.length !== 1 && typeof opts.config === 'string') {
       throw new ConfigError('--beta/--name/--tokenizer/--tokenization apply to a single scorer; set them per scorer in the config file');
     }
     scorers[0] = {

@@ -19,6 +19,9 @@ export const PACKAGE_ROOT = (() => {
 
 export const DEFAULT_POLICY_DIR = path.join(PACKAGE_ROOT, 'models', 'gridworld-policy');
 export const DEFAULT_REFERENCE_DIR = path.join(PACKAGE_ROOT, 'models', 'gridworld-reference');
+/** The second embedded pair: distilled to the exact KL-regularized optimum (tools/train-tiny-pair/distill.py). */
+export const EXACT_POLICY_DIR = path.join(PACKAGE_ROOT, 'models', 'gridworld-exact-policy');
+export const EXACT_REFERENCE_DIR = path.join(PACKAGE_ROOT, 'models', 'gridworld-exact-reference');
 
 const Device = Type.String({ pattern: '^(cpu|auto|cuda(:[0-9]+)?)$' });
 
@@ -96,7 +99,10 @@ export function defaultConfig(): Config {
     max_items: 256,
     body_limit: 8 * 1024 * 1024,
     log_level: 'info',
-    scorers: [{ name: 'default', policy: DEFAULT_POLICY_DIR, reference: DEFAULT_REFERENCE_DIR }],
+    scorers: [
+      { name: 'default', policy: DEFAULT_POLICY_DIR, reference: DEFAULT_REFERENCE_DIR },
+      { name: 'exact', policy: EXACT_POLICY_DIR, reference: EXACT_REFERENCE_DIR },
+    ],
   };
 }
 
