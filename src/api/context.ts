@@ -7,6 +7,8 @@ import type { Config } from '../config.js';
 import { badRequest } from '../errors.js';
 import type { RequestTiming } from '../engine/batcher.js';
 import type { Metrics } from '../metrics.js';
+import { scoreSequences } from '../pipeline/score-sequences.js';
+import { usageOf } from '../pipeline/split.js';
 import type { Scorer, ScorerPool } from '../pool.js';
 import type { Sequence, TokenScores } from '../sequence.js';
 
@@ -36,7 +38,7 @@ export async function runScoring(
   ctx: RouteContext,
   scorer: Scorer,
   compile: () => Sequence[],
-): Promise<{ sequences: Sequence[]; scores: TokenScores[] }> {
+): Promise<{ sequences: Sequence[]; scores: TokenScores[]; usage: ReturnType<typeof usageOf> }> {
   const deadline = deadlineOf(request);
   const t0 = performance.now();
   const sequences = compile();
@@ -53,10 +55,11 @@ export async function runScoring(
   reply.raw.once('close', onClose);
   const timing: RequestTiming = { queueSeconds: 0, inferenceSeconds: 0 };
   try {
-    const scores = await scorer.engine.score(sequences, { signal: abort.signal, deadline, timing });
-    const scored = sequences.reduce((n, s) => n + s.spans.reduce((m, sp) => m + sp.end - sp.start, 0), 0);
-    ctx.metrics.scoredTokens.inc({ scorer: scorer.name }, scored);
-    return { sequences, scores };
+    const { scores, rows } = await scoreSequences(scorer, sequences, { signal: abort.signal, deadline, timing });
+    // Usage counts what went through the models: every window of a long sequence.
+    const usage = usageOf(rows.flat());
+    ctx.metrics.scoredTokens.inc({ scorer: scorer.name }, usage.scored_tokens);
+    return { sequences, scores, usage };
   } finally {
     reply.raw.off('close', onClose);
     reply.header('x-queue-time', ms(timing.queueSeconds));

@@ -4,14 +4,14 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { advantageFor, batchItems, compileLimits, resolveBeta, tokenDetail, type ScoringOptions } from '../pipeline/options.js';
-import { usageOf } from '../pipeline/split.js';
+import { stepContexts } from '../pipeline/windows.js';
 import type { Scorer } from '../pool.js';
 import type { Sequence, TokenScores } from '../sequence.js';
 import { compileStep } from '../text/compile.js';
 import { errorResponses, ScoreResponse, scoreRequestSchema, type ScoreItem, type ScoreRequest } from './schemas.js';
 import { runScoring, type RouteContext } from './context.js';
 
-const OPTION_KEYS = ['beta', 'token_aggregate', 'token_aggregate_mode', 'return_tokens', 'truncate'] as const;
+const OPTION_KEYS = ['beta', 'token_aggregate', 'token_aggregate_mode', 'return_tokens', 'truncate', 'long_context'] as const;
 /** What one step is made of: per item only, never request-wide. */
 const STEP_FIELDS = ['prompt', 'prompt_ids', 'step', 'step_ids'] as const;
 
@@ -28,6 +28,8 @@ function scoreResult(item: ScoreItem, seq: Sequence, scores: TokenScores, scorer
     reference_logprob: r.referenceLogprob,
     num_tokens: span.end - span.start,
     truncated: (seq.truncatedTokens ?? 0) > 0,
+    partial: span.partial === true,
+    ...stepContexts(seq, scorer.maxLength)[0],
   };
   if (item.return_tokens) result.tokens = tokenDetail(scorer, seq.ids.slice(span.start, span.end), scores.policy, scores.reference);
   return result;
@@ -47,11 +49,10 @@ export function scoreRoutes(app: FastifyInstance, ctx: RouteContext): void {
     const scorer = ctx.pool.get(body.model);
     const items = body.items ? batchItems<ScoreItem>({ ...body, items: body.items }, OPTION_KEYS, STEP_FIELDS) : [body as ScoreItem];
     for (const item of items) resolveBeta(item.beta, scorer); // reject a bad β before any work
-    const { sequences, scores } = await runScoring(request, reply, ctx, scorer, () =>
+    const { sequences, scores, usage } = await runScoring(request, reply, ctx, scorer, () =>
       items.map((item) => compileStep(item, scorer.tokenizer, compileLimits(scorer, item))),
     );
     const results = items.map((item, i) => scoreResult(item, sequences[i], scores[i], scorer));
-    const usage = usageOf(sequences);
     return body.items ? { model: scorer.name, results, usage } : { model: scorer.name, ...results[0], usage };
   };
   app.post('/v1/score', { schema: { ...schema, tags: ['score'] } }, handler);

@@ -8,7 +8,6 @@ import type { AttributionMethod } from '../scoring/index.js';
 import { attributeResult, compileTrajectoryRequest, trajectoryResult, type CompiledTrajectory, type TrajectoryRequest } from '../pipeline/trajectory.js';
 import { compileRank, rankResult, type RankRequest } from '../pipeline/rank.js';
 import { batchItems } from '../pipeline/options.js';
-import { usageOf } from '../pipeline/split.js';
 import { runScoring, type RouteContext } from './context.js';
 import { errorResponses } from './schemas.js';
 import {
@@ -20,7 +19,7 @@ import {
   TrajectoryResponse,
 } from './trajectory-schemas.js';
 
-const ITEM_OPTION_KEYS = ['beta', 'token_aggregate', 'token_aggregate_mode', 'return_tokens', 'truncate', 'baselines', 'render', 'action_roles', 'tools'] as const;
+const ITEM_OPTION_KEYS = ['beta', 'token_aggregate', 'token_aggregate_mode', 'return_tokens', 'truncate', 'long_context', 'baselines', 'render', 'action_roles', 'tools'] as const;
 /** What one trajectory is made of: per item only, never request-wide. */
 const TRAJECTORY_FIELDS = ['messages', 'segments', 'format', 'data'] as const;
 
@@ -35,11 +34,11 @@ function itemsOf(body: TrajectoryBody): TrajectoryRequest[] {
 async function scoreCompiled(request: FastifyRequest, reply: FastifyReply, ctx: RouteContext, model: string | undefined, compileAll: (scorer: Scorer) => CompiledTrajectory[]) {
   const scorer = ctx.pool.get(model);
   let compiled: CompiledTrajectory[] = [];
-  const { sequences, scores } = await runScoring(request, reply, ctx, scorer, () => {
+  const { sequences, scores, usage } = await runScoring(request, reply, ctx, scorer, () => {
     compiled = compileAll(scorer);
     return compiled.map((c) => c.sequence);
   });
-  return { scorer, compiled, sequences, scores };
+  return { scorer, compiled, sequences, scores, usage };
 }
 
 export function trajectoryRoutes(app: FastifyInstance, ctx: RouteContext): void {
@@ -59,11 +58,10 @@ export function trajectoryRoutes(app: FastifyInstance, ctx: RouteContext): void 
     async (request, reply) => {
       const body = request.body as TrajectoryBody;
       const items = itemsOf(body);
-      const { scorer, compiled, sequences, scores } = await scoreCompiled(request, reply, ctx, body.model, (s) =>
+      const { scorer, compiled, scores, usage } = await scoreCompiled(request, reply, ctx, body.model, (s) =>
         items.map((item) => compileTrajectoryRequest(item, s)),
       );
       const results = compiled.map((c, i) => trajectoryResult(c, scores[i], scorer));
-      const usage = usageOf(sequences);
       return body.items ? { model: scorer.name, results, usage } : { model: scorer.name, ...results[0], usage };
     },
   );
@@ -108,8 +106,8 @@ export function trajectoryRoutes(app: FastifyInstance, ctx: RouteContext): void 
     async (request, reply) => {
       const body = request.body as RankRequest & { model?: string };
       const scorer = ctx.pool.get(body.model);
-      const { sequences, scores } = await runScoring(request, reply, ctx, scorer, () => compileRank(body, scorer));
-      return { model: scorer.name, ...rankResult(body, sequences, scores, scorer), usage: usageOf(sequences) };
+      const { sequences, scores, usage } = await runScoring(request, reply, ctx, scorer, () => compileRank(body, scorer));
+      return { model: scorer.name, ...rankResult(body, sequences, scores, scorer), usage };
     },
   );
 }

@@ -54,7 +54,13 @@ export function addOfflineCommands(program: Command, deps: OfflineCommandDeps): 
     .option('--baselines', 'also compute the confidence baselines (needed for their rows in eval)')
     .addOption(new Option('--render <mode>', 'message rendering').choices(['plain', 'chat_template']))
     .addOption(new Option('--token-aggregate <how>', 'token aggregate of a step').choices(['sum', 'mean', 'min', 'max', 'last']))
-    .option('--no-truncate', 'refuse (error line) a trajectory longer than the model instead of left-truncating it')
+    .option('--no-truncate', 'refuse (error line) a trajectory longer than the model instead of scoring it by --long-context')
+    .addOption(
+      new Option('--long-context <mode>', 'a trajectory longer than the model: window (default; overlapping windows, ~2× tokens) or truncate (left truncation)').choices([
+        'window',
+        'truncate',
+      ]),
+    )
     .option('--concurrency <n>', 'trajectories in flight at once; the batcher batches them (default 32)', positiveInt)
     .addOption(new Option('--progress <mode>', 'progress display (auto: a bar on a terminal, lines otherwise)').choices(['auto', 'bar', 'lines', 'none']).default('auto'));
   deps.addServeFlags(score, SCORER_FLAGS);
@@ -65,6 +71,7 @@ export function addOfflineCommands(program: Command, deps: OfflineCommandDeps): 
       ...(opts.render ? { render: opts.render as ScoreRequestOptions['render'] } : {}),
       ...(opts.tokenAggregate ? { token_aggregate: opts.tokenAggregate as ScoreRequestOptions['token_aggregate'] } : {}),
       ...(opts.truncate === false ? { truncate: false } : {}),
+      ...(opts.longContext ? { long_context: opts.longContext as ScoreRequestOptions['long_context'] } : {}),
     };
     process.exitCode = await runScoreCommand(config, {
       input: opts.input as string,

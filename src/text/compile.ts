@@ -17,7 +17,7 @@
  *   422 no_steps                  no message or segment is scored (check action_roles / score)
  *   422 ids_out_of_vocabulary     a token id (given, or produced by the tokenizer) that is not an
  *                                 integer in [0, the model's vocabulary size)
- *   422 step_too_long             /v1/score: the step alone has more than max_length − 1 tokens
+ *   422 step_too_long             /v1/score with truncate false: the step alone has more than max_length − 1 tokens
  *   422 input_too_long            the sequence exceeds max_length and truncate is false
  *   422 no_context                /v1/score: nothing precedes the step (no BOS, empty prompt), so
  *                                 its first token cannot be scored; also a one-token step at the
@@ -47,13 +47,22 @@ import { truncateLeft, type Draft } from './truncate.js';
 
 export type { Segment, RenderMode } from './pieces.js';
 
+/**
+ * How a sequence longer than max_length is scored (design §2): "window" (default) keeps it whole
+ * and the pipeline scores it in overlapping windows (pipeline/windows.ts); "truncate" cuts it
+ * from the left here (truncate.ts), the paper's behaviour.
+ */
+export type LongContext = 'window' | 'truncate';
+
 export interface CompileLimits {
   /** Longest sequence one forward pass may take. */
   maxLength: number;
   /** The MODEL's vocabulary: ids at or above it are refused (ids_out_of_vocabulary). */
   vocabSize: number;
-  /** Left-truncate when too long (default); false → 422 input_too_long. */
+  /** Fit a sequence that is too long (default, by `longContext`); false → 422 input_too_long. */
   truncate: boolean;
+  /** Default "window". */
+  longContext?: LongContext;
 }
 
 export interface StepInput {
@@ -100,12 +109,15 @@ function checkIdList(ids: unknown, field: string): asserts ids is number[] {
 }
 
 function fit(draft: Draft, limits: CompileLimits): Sequence {
-  if (draft.ids.length > limits.maxLength && !limits.truncate) {
+  if (draft.ids.length <= limits.maxLength) return { ids: draft.ids, spans: draft.spans, truncatedTokens: 0, pinned: draft.pinned };
+  if (!limits.truncate) {
     throw unprocessable(
       'input_too_long',
       `the input has ${draft.ids.length} tokens, more than the model's max length ${limits.maxLength}; shorten it or allow truncate`,
     );
   }
+  // Window mode keeps every token; the pipeline cuts the sequence into windows of max length.
+  if ((limits.longContext ?? 'window') === 'window') return { ids: draft.ids, spans: draft.spans, truncatedTokens: 0, pinned: draft.pinned };
   return truncateLeft(draft, limits.maxLength);
 }
 
@@ -171,10 +183,11 @@ export function compileStep(input: StepInput, tok: TextTokenizer, limits: Compil
   checkLimits(limits);
   checkStepFields(input);
   const { list, stepLength } = stepPieces(input, tok);
-  if (stepLength > limits.maxLength - 1) {
+  // With truncate, a long step is scored across windows, or partly (long_context "truncate").
+  if (!limits.truncate && stepLength > limits.maxLength - 1) {
     throw unprocessable(
       'step_too_long',
-      `the step has ${stepLength} tokens; with at least one token of context it must fit in max length ${limits.maxLength}`,
+      `the step has ${stepLength} tokens; with at least one token of context it must fit in max length ${limits.maxLength} (or allow truncate)`,
     );
   }
   const draft = assemble(list.pieces, tok.bosId, list.wantsBos);

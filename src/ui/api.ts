@@ -19,13 +19,14 @@ export interface TrajectoryResult extends ServerTrajectoryResult {
   model: string;
 }
 
+/** step, position and agent are null when no step of the trajectory was scored. */
 export interface AttributeResult {
   model: string;
-  step: number;
-  position: number;
-  agent: string;
+  step: number | null;
+  position: number | null;
+  agent: string | null;
   method: AttributionMethod;
-  steps: Array<{ index: number; role?: string; name?: string; advantage: number; cumulative: number; truncated: boolean }>;
+  steps: Array<{ index: number; role?: string; name?: string; advantage: number | null; cumulative: number | null; truncated: boolean }>;
 }
 
 export interface ScorerInfo {
