@@ -133,3 +133,24 @@ export function stepContexts(seq: Sequence, maxLength: number): StepContext[] {
   }
   return contexts;
 }
+
+/** A window as /v1/tokenize shows it, in the full sequence's positions. */
+export interface WindowView {
+  /** The row is ids[0..pinned) followed by ids[start..end). */
+  start: number;
+  end: number;
+  /** [start, end) ranges of the tokens this window scores. */
+  scored: [number, number][];
+}
+
+export function describeWindows(seq: Sequence, maxLength: number): WindowView[] {
+  return planWindows(seq, maxLength).map(({ row, offset }) => {
+    const pinned = row.pinned ?? 0;
+    const shift = offset - pinned;
+    return {
+      start: offset,
+      end: row.ids.length + shift,
+      scored: row.spans.filter((s) => s.end > s.start).map((s): [number, number] => [s.start + shift, s.end + shift]),
+    };
+  });
+}

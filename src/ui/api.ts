@@ -96,6 +96,8 @@ async function call<T>(method: 'GET' | 'POST', path: string, body?: unknown, sig
 export interface TrajectoryInput {
   format: TrajectoryFormat;
   data: unknown;
+  /** How a trajectory longer than the model is scored (README: Long trajectories). */
+  long_context?: 'window' | 'truncate';
 }
 
 export function listScorers(signal?: AbortSignal): Promise<{ data: ScorerInfo[] }> {

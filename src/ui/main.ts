@@ -60,6 +60,7 @@ const ui = {
   modelSelect: byId<HTMLSelectElement>('model-select'),
   modelNote: byId<HTMLParagraphElement>('model-note'),
   methodSelect: byId<HTMLSelectElement>('method-select'),
+  longContextSelect: byId<HTMLSelectElement>('long-context-select'),
   apiKeyInput: byId<HTMLInputElement>('api-key-input'),
   recordLabel: byId<HTMLLabelElement>('record-label'),
   recordSelect: byId<HTMLSelectElement>('record-select'),
@@ -237,7 +238,7 @@ async function run(): Promise<void> {
   clearError();
   let input: TrajectoryInput;
   try {
-    input = readInput(ui.input.value, ui.formatSelect.value as TrajectoryFormat);
+    input = { ...readInput(ui.input.value, ui.formatSelect.value as TrajectoryFormat), long_context: ui.longContextSelect.value as 'window' | 'truncate' };
   } catch (err) {
     showError(err);
     return;

@@ -128,7 +128,8 @@ describe('POST /v1/trajectories/score', () => {
       // Room for everything but the user message and a little more: the first step falls off.
       scorers: [{ name: 'short', policy: POLICY, reference: REFERENCE, max_length: maxLength }],
     });
-    const short = new ScorerPool(config);
+    const batchRows: number[] = [];
+    const short = new ScorerPool(config, () => ({ batchStarted: (report) => batchRows.push(report.rows) }));
     await short.load();
     try {
       const scorer = short.get('short');
@@ -146,8 +147,11 @@ describe('POST /v1/trajectories/score', () => {
       const kept = cut.steps.filter((s) => s.advantage !== null).map((s) => s.advantage!);
       expect(cut.aggregates.sum).toBeCloseTo(kept.reduce((a, b) => a + b, 0), 12);
 
+      batchRows.length = 0;
       const [windowed] = await scoreTrajectories(scorer, [{ messages: episode.messages }]);
       expect(windowed.windows).toBeGreaterThan(1);
+      // Its windows are ordinary rows: they went through the models together, in one batch.
+      expect(Math.max(...batchRows)).toBe(windowed.windows);
       expect(windowed.truncated_tokens).toBe(0);
       expect(windowed.steps.every((s) => s.advantage !== null && !s.truncated)).toBe(true);
       windowed.steps.forEach((s, i) => {
@@ -226,5 +230,21 @@ describe('POST /v1/rank', () => {
       const whole = await post('/v1/trajectories/score', { messages: [user, ...candidates[i]] });
       expect(res.body.scores[i]).toBeCloseTo(whole.body.aggregates.mean, 5);
     }
+  });
+
+  it('long_context "truncate": a candidate none of whose steps was scored has a null score, ranks last and is never best', async () => {
+    const [user] = EPISODES[0].messages;
+    // Candidate 1's only step is followed by a user message longer than the model: the cut leaves nothing of the step.
+    const flood = { role: 'user', content: 'up '.repeat(500) };
+    const candidates = [[{ role: 'assistant', content: 'up' }], [{ role: 'assistant', content: 'down' }, flood], [{ role: 'assistant', content: 'left' }]];
+    const res = await post('/v1/rank', { messages: [user], candidates, long_context: 'truncate' });
+    expect(res.status).toBe(200);
+    expect(res.body.scores[1]).toBeNull();
+    expect(res.body.candidates[1].steps[0]).toMatchObject({ advantage: null, truncated: true });
+    expect(res.body.order[2]).toBe(1);
+    expect(res.body.best).not.toBe(1);
+    expect(res.body.scores[res.body.best]).toBe(Math.max(res.body.scores[0], res.body.scores[2]));
+    const alone = await post('/v1/rank', { messages: [user], candidates: [candidates[1]], long_context: 'truncate' });
+    expect([alone.body.best, alone.body.scores, alone.body.order]).toEqual([null, [null], [0]]);
   });
 });

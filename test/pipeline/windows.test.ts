@@ -6,7 +6,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { mergeWindowScores, planWindows, stepContexts } from '../../src/pipeline/windows.js';
+import { describeWindows, mergeWindowScores, planWindows, stepContexts } from '../../src/pipeline/windows.js';
 import type { Sequence, Span, TokenScores } from '../../src/sequence.js';
 
 /** The rule, by search: the first window start a (a = p, p + S, p + 2S, …) under which t is in the row and sees enough. */
@@ -103,6 +103,13 @@ describe('planWindows', () => {
     expect(plan.map((w) => w.row.spans.map((s) => [s.start, s.end]))).toEqual([[[1, 6]], [[3, 6]], [[3, 6]], [[3, 5]]]);
     expect(plan.map((w) => w.row.spans[0].index)).toEqual([7, 7, 7, 7]);
     expect(stepContexts(seq, 6)).toEqual([{ min_context: 1, context_truncated: true }]);
+    // As /v1/tokenize shows them, in the sequence's own positions (the BOS leads each row).
+    expect(describeWindows(seq, 6)).toEqual([
+      { start: 1, end: 6, scored: [[1, 6]] },
+      { start: 4, end: 9, scored: [[6, 9]] },
+      { start: 7, end: 12, scored: [[9, 12]] },
+      { start: 10, end: 14, scored: [[12, 14]] },
+    ]);
   });
 
   it('a window that scores nothing is not run, and a window ends at its last scored token', () => {
