@@ -77,19 +77,24 @@ describe.skipIf(!HAVE_REAL)('long_context "window" on the real Who&When logs wit
       .filter((l) => l.trim())
       .map((l) => JSON.parse(l));
     let steps = 0;
-    for (const line of lines) {
+    lines.forEach((line, k) => {
       expect(line.truncated_tokens).toBe(0);
-      for (const s of line.steps) {
+      const { messages, action_roles, tools } = trajectories[k].trajectory;
+      const { sequence } = compileTrajectoryRequest({ messages, action_roles, tools }, scorer);
+      line.steps.forEach((s: any, i: number) => {
         steps++;
+        const span = sequence.spans[i];
+        expect(s.num_tokens).toBe(span.end - span.start);
         expect(s.num_tokens).toBeGreaterThan(0);
         expect(typeof s.advantage, `${line.id} step ${s.index}`).toBe('number');
-        expect(s.truncated).toBe(false);
-        expect(s.partial).toBe(false);
-        // Every token saw ⌊L/2⌋ tokens or everything before it.
-        if (s.context_truncated) expect(s.min_context).toBeGreaterThanOrEqual(1024);
-      }
+        expect([s.truncated, s.partial]).toEqual([false, false]);
+        // Every token saw ⌊L/2⌋ tokens or everything before it: the step's first token saw
+        // span.start tokens (or ⌊L/2⌋ when it is past the first window), no token fewer.
+        expect(s.min_context).toBeGreaterThanOrEqual(Math.min(1024, span.start));
+        if (!s.context_truncated) expect(s.min_context).toBe(span.start);
+      });
       for (const v of Object.values(line.aggregates)) expect(typeof v).toBe('number');
-    }
+    });
     expect(steps).toBe(625);
     expect(lines.filter((l) => l.windows > 1).length).toBeGreaterThan(30);
     const { sequence_tokens, forward_tokens, windows } = summary.cost;
@@ -152,6 +157,11 @@ describe.skipIf(!HAVE_REAL)('long_context "window" on the real Who&When logs wit
     }
     console.log(`window log-probs vs the raw model: ${compared} tokens in ${byStart.size} windows, max |diff| ${worst.toExponential(2)}`);
     expect(compared).toBe(checked.reduce((n, s) => n + s.end - s.start, 0));
-    expect(worst).toBeLessThan(1e-4);
+    // This export is float16 end to end: its raw logits are float16, and one ulp of a logit in
+    // [0.125, 0.25) is 1.2e-4. The largest difference measured (1.15e-4) is in the first window,
+    // where nothing is windowed (the service's gathered LM-head MatMul and batched rows run other
+    // kernels than one full pass, which float16 rounds differently); on float32 models window mode equals the raw model to 1e-6
+    // (test/pipeline/windows-models.test.ts). So the bound here is two float16 ulps, not 1e-4.
+    expect(worst).toBeLessThan(2.5e-4);
   });
 });
