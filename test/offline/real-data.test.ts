@@ -91,7 +91,7 @@ function checkLines(lines: any[], expectedSteps: number[]) {
 }
 
 describe('pa-server score on the real data sets with the tiny Llama', () => {
-  it('all 50 Who&When cases: every named agent message is a step', async () => {
+  it('all 50 Who&When cases: every named agent message is a step', { timeout: 600_000 }, async () => {
     const { summary, trajectories, lines } = await scoreAll(path.join(DATA, 'who-and-when'), 'who_and_when');
     expect(summary).toMatchObject({ total: 50, scored: 50, failed: 0 });
     const expected = trajectories.map(({ id }) => {
@@ -109,7 +109,7 @@ describe('pa-server score on the real data sets with the tiny Llama', () => {
     expect(lines.every((l) => l.labels.success === false && typeof l.labels.mistake_step === 'number')).toBe(true);
   });
 
-  it('all 20 τ-bench trajectories: every assistant message (tool calls included) is a step', async () => {
+  it('all 20 τ-bench trajectories: every assistant message (tool calls included) is a step', { timeout: 600_000 }, async () => {
     const file = path.join(DATA, 'tau-bench', 'gpt-4o-airline.trial0.tasks0-19.json');
     const { summary, lines } = await scoreAll(file, 'tau_bench');
     expect(summary).toMatchObject({ total: 20, scored: 20, failed: 0 });
@@ -121,7 +121,7 @@ describe('pa-server score on the real data sets with the tiny Llama', () => {
     expect(lines.map((l) => l.labels.success)).toEqual(raw.map((r: any) => r.reward === 1));
   });
 
-  it('all 50 AgentProcessBench trajectories: the labelled assistant steps', async () => {
+  it('all 50 AgentProcessBench trajectories: the labelled assistant steps', { timeout: 600_000 }, async () => {
     const file = path.join(DATA, 'agentprocessbench', 'hotpotqa.first50.jsonl');
     const { summary, lines } = await scoreAll(file, 'agentprocessbench');
     expect(summary).toMatchObject({ total: 50, scored: 50, failed: 0 });

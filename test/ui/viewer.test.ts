@@ -236,7 +236,7 @@ describe.skipIf(!RUN)('trajectory viewer in Chromium', () => {
     // Cut from the left instead: early steps fall off, are shown "not scored" and draw no number.
     await page.selectOption('#long-context-select', 'truncate');
     await page.click('#score-button');
-    await expect.poll(() => page.locator('.step-card .truncated-badge').count()).toBeGreaterThan(0);
+    await page.locator('.step-card .truncated-badge').first().waitFor();
     const truncatedScore = await api('/v1/trajectories/score', { format: 'tau_bench', data: runs[3], model: 'tiny-llama', long_context: 'truncate' });
     const unscored = truncatedScore.body.steps.filter((s: any) => s.advantage === null).length;
     expect(unscored).toBeGreaterThan(0);
