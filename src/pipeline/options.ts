@@ -3,6 +3,7 @@ import { badRequest, unprocessable } from '../errors.js';
 import type { Scorer } from '../pool.js';
 import type { CompileLimits, LongContext } from '../text/compile.js';
 import { stepAdvantage, type AggregateMode, type StepAdvantage, type TokenAggregate } from '../scoring/index.js';
+import type { TokenizationProfile } from '../text/pieces.js';
 
 export interface ScoringOptions {
   beta?: number;
@@ -12,6 +13,12 @@ export interface ScoringOptions {
   truncate?: boolean;
   /** How a sequence longer than the model is scored: "window" (default) or "truncate" (design §2). */
   long_context?: LongContext;
+  tokenization?: TokenizationProfile;
+}
+
+/** The request's tokenization profile, else the scorer's (design §2). */
+export function resolveTokenization(requested: TokenizationProfile | undefined, scorer: Scorer): TokenizationProfile {
+  return requested ?? scorer.tokenization;
 }
 
 /**

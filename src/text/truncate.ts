@@ -27,7 +27,7 @@ const FALLEN_OFF = 1;
 export function truncateLeft(draft: Draft, maxLength: number): Sequence {
   const { ids, spans, pinned } = draft;
   if (ids.length <= maxLength) return { ids, spans, truncatedTokens: 0, pinned };
-  if (maxLength < pinned + 2) throw new Error(`max length ${maxLength} leaves no room after ${pinned} pinned tokens`);
+  if (maxLength < pinned + 1) throw new Error(`max length ${maxLength} leaves no room after ${pinned} pinned tokens`);
 
   const cut = pinned + (ids.length - maxLength); // first kept token after the pinned ones
   const shift = cut - pinned;
@@ -41,4 +41,29 @@ export function truncateLeft(draft: Draft, maxLength: number): Sequence {
     return { ...span, start: FALLEN_OFF, end: FALLEN_OFF, truncated: true };
   });
   return { ids: [...ids.slice(0, pinned), ...ids.slice(cut)], spans: keptSpans, truncatedTokens: shift, pinned };
+}
+
+/** A piece's token range after `truncateLeft`; `truncated` when it lost tokens. */
+export interface TruncatedRange {
+  start: number;
+  end: number;
+  truncated?: boolean;
+}
+
+/**
+ * Where each piece's [start, end) lands after `truncateLeft(draft, maxLength)`: pinned pieces and
+ * those after the cut shift left; a piece that lost tokens keeps what is left of it (an empty
+ * range at the cut when nothing is), flagged `truncated`.
+ */
+export function truncateRanges(ranges: readonly { start: number; end: number }[], draft: Draft, maxLength: number): TruncatedRange[] {
+  const { ids, pinned } = draft;
+  if (ids.length <= maxLength) return ranges.map((r) => ({ start: r.start, end: r.end }));
+  const cut = pinned + (ids.length - maxLength);
+  const shift = cut - pinned;
+  return ranges.map(({ start, end }) => {
+    if (end <= pinned) return { start, end };
+    if (start >= cut) return { start: start - shift, end: end - shift };
+    const keptEnd = Math.max(end, cut) - shift;
+    return { start: pinned, end: Math.max(keptEnd, pinned), truncated: true };
+  });
 }

@@ -80,8 +80,8 @@ describe.skipIf(!HAVE_REAL)('long_context "window" on the real Who&When logs wit
     let steps = 0;
     lines.forEach((line, k) => {
       expect(line.truncated_tokens).toBe(0);
-      const { messages, action_roles, tools } = trajectories[k].trajectory;
-      const { sequence } = compileTrajectoryRequest({ messages, action_roles, tools }, scorer);
+      // As pa-server score compiles it: the adapted record, with its format's steps and rendering.
+      const { sequence } = compileTrajectoryRequest({ adapted: trajectories[k].trajectory }, scorer);
       line.steps.forEach((s: any, i: number) => {
         steps++;
         const span = sequence.spans[i];
@@ -110,7 +110,7 @@ describe.skipIf(!HAVE_REAL)('long_context "window" on the real Who&When logs wit
 
   it('Hand-Crafted case 1: the step longer than a window is scored across windows, and every log-prob equals the raw model over its window (two float16 ulps)', { timeout: 600_000 }, async () => {
     const [record] = readTrajectoryFile(path.join(DATA, 'who-and-when', 'Hand-Crafted', '1.json'), 'who_and_when');
-    const request = { ...record.trajectory, return_tokens: true };
+    const request = { adapted: record.trajectory, return_tokens: true };
     const [result] = await scoreTrajectories(scorer, [request]);
     const { sequence } = compileTrajectoryRequest(request, scorer);
     const L = scorer.maxLength;
