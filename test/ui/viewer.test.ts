@@ -209,7 +209,7 @@ describe.skipIf(!RUN)('trajectory viewer in Chromium', () => {
     await page.close();
   });
 
-  it('τ-bench: an uploaded file of twenty runs offers a record picker; the picked run is scored', { timeout: 120_000 }, async () => {
+  it('τ-bench: an uploaded file of twenty runs offers a record picker; the picked run is scored in windows, then cut from the left', { timeout: 400_000 }, async () => {
     const { page, pageErrors } = await openViewer();
     const runs = JSON.parse(fs.readFileSync(TAU_BENCH_FILE, 'utf8')) as any[];
     await page.setInputFiles('#file-input', TAU_BENCH_FILE);
@@ -219,7 +219,8 @@ describe.skipIf(!RUN)('trajectory viewer in Chromium', () => {
     await page.selectOption('#record-select', '3');
     await page.selectOption('#model-select', 'tiny-llama');
     await page.click('#score-button');
-    await page.locator('.step-card.attributed').waitFor();
+    // Run 3 is scored in several windows, twice (scores and attribution): allow a busy machine time.
+    await page.locator('.step-card.attributed').waitFor({ timeout: 120_000 });
     const scored = await api('/v1/trajectories/score', { format: 'tau_bench', data: runs[3], model: 'tiny-llama' });
     const attribution = await api('/v1/attribute', { format: 'tau_bench', data: runs[3], model: 'tiny-llama' });
     expect(scored.status).toBe(200);
@@ -236,7 +237,7 @@ describe.skipIf(!RUN)('trajectory viewer in Chromium', () => {
     // Cut from the left instead: early steps fall off, are shown "not scored" and draw no number.
     await page.selectOption('#long-context-select', 'truncate');
     await page.click('#score-button');
-    await page.locator('.step-card .truncated-badge').first().waitFor();
+    await page.locator('.step-card .truncated-badge').first().waitFor({ timeout: 120_000 });
     const truncatedScore = await api('/v1/trajectories/score', { format: 'tau_bench', data: runs[3], model: 'tiny-llama', long_context: 'truncate' });
     const unscored = truncatedScore.body.steps.filter((s: any) => s.advantage === null).length;
     expect(unscored).toBeGreaterThan(0);
