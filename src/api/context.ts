@@ -38,6 +38,8 @@ export async function runScoring(
   ctx: RouteContext,
   scorer: Scorer,
   compile: () => Sequence[],
+  /** `stats`: the request asks for the policy's confidence baselines. Read after compile() ran. */
+  options: { readonly stats?: boolean } = {},
 ): Promise<{ sequences: Sequence[]; scores: TokenScores[]; usage: ReturnType<typeof usageOf> }> {
   const deadline = deadlineOf(request);
   const t0 = performance.now();
@@ -55,9 +57,9 @@ export async function runScoring(
   reply.raw.once('close', onClose);
   const timing: RequestTiming = { queueSeconds: 0, inferenceSeconds: 0 };
   try {
-    const { scores, rows } = await scoreSequences(scorer, sequences, { signal: abort.signal, deadline, timing });
+    const { scores, rows } = await scoreSequences(scorer, sequences, { signal: abort.signal, deadline, timing, stats: options.stats });
     // Usage counts what went through the models: every window of a long sequence.
-    const usage = usageOf(rows.flat());
+    const usage = usageOf(rows.flat(), scores);
     ctx.metrics.scoredTokens.inc({ scorer: scorer.name }, usage.scored_tokens);
     return { sequences, scores, usage };
   } finally {

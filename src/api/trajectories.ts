@@ -29,10 +29,21 @@ import {
 async function scoreCompiled(request: FastifyRequest, reply: FastifyReply, ctx: RouteContext, model: string | undefined, compileAll: (scorer: Scorer) => CompiledTrajectory[]) {
   const scorer = ctx.pool.get(model);
   let compiled: CompiledTrajectory[] = [];
-  const { sequences, scores, usage } = await runScoring(request, reply, ctx, scorer, () => {
-    compiled = compileAll(scorer);
-    return compiled.map((c) => c.sequence);
-  });
+  const { sequences, scores, usage } = await runScoring(
+    request,
+    reply,
+    ctx,
+    scorer,
+    () => {
+      compiled = compileAll(scorer);
+      return compiled.map((c) => c.sequence);
+    },
+    {
+      get stats() {
+        return compiled.some((c) => c.request.baselines === true);
+      },
+    },
+  );
   return { scorer, compiled, sequences, scores, usage };
 }
 

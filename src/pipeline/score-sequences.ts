@@ -3,7 +3,7 @@
  * (windows.ts; a sequence that fits is one row), all rows of all sequences go to the batcher in
  * one submit so they can share forward batches, and each sequence's outputs are put back together.
  */
-import type { SubmitOptions } from '../engine/batcher.js';
+import type { ScoreOptions } from '../engine/scorer.js';
 import type { Scorer } from '../pool.js';
 import type { Sequence, TokenScores } from '../sequence.js';
 import { mergeWindowScores, windowRows } from './windows.js';
@@ -15,7 +15,7 @@ export interface ScoredSequences {
   rows: Sequence[][];
 }
 
-export async function scoreSequences(scorer: Scorer, sequences: readonly Sequence[], run: SubmitOptions = {}): Promise<ScoredSequences> {
+export async function scoreSequences(scorer: Scorer, sequences: readonly Sequence[], run: ScoreOptions = {}): Promise<ScoredSequences> {
   const rows = sequences.map((seq) => windowRows(seq, scorer.maxLength));
   const flat = await scorer.engine.score(rows.flat(), run);
   let next = 0;

@@ -221,7 +221,7 @@ export async function scoreTrajectories(
   const { scores } = await scoreSequences(
     scorer,
     compiled.map((c) => c.sequence),
-    run,
+    { ...run, stats: requests.some((r) => r.baselines === true) },
   );
   return compiled.map((c, i) => trajectoryResult(c, scores[i], scorer));
 }

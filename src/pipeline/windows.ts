@@ -80,7 +80,7 @@ export function windowRows(seq: Sequence, maxLength: number): Sequence[] {
 /** One sequence's token scores from its windows' scores, in window order. */
 export function mergeWindowScores(parts: readonly TokenScores[]): TokenScores {
   if (parts.length === 1) return parts[0];
-  const join = (key: keyof TokenScores) => {
+  const join = (key: 'policy' | 'reference' | 'entropy' | 'meanLogprob' | 'topkMeanLogprob') => {
     const out = new Float64Array(parts.reduce((n, p) => n + p[key].length, 0));
     let at = 0;
     for (const p of parts) {
@@ -95,6 +95,7 @@ export function mergeWindowScores(parts: readonly TokenScores[]): TokenScores {
     entropy: join('entropy'),
     meanLogprob: join('meanLogprob'),
     topkMeanLogprob: join('topkMeanLogprob'),
+    cachedTokens: parts.reduce((n, p) => n + (p.cachedTokens ?? 0), 0),
   };
 }
 
