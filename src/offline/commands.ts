@@ -72,7 +72,13 @@ export function addOfflineCommands(program: Command, deps: OfflineCommandDeps): 
     .addOption(new Option('--label <label>', 'plain rendering\'s label: role (the paper) or name (the speaker\'s name)').choices(['role', 'name']))
     .addOption(new Option('--token-aggregate <how>', 'token aggregate of a step').choices(['sum', 'mean', 'min', 'max', 'last']))
     .option('--exclude-agents <names>', 'comma-separated speakers whose messages are observations, not steps (Who&When: usually Computer_terminal)', agentList)
-    .option('--no-truncate', 'refuse (error line) a trajectory longer than the model instead of left-truncating it')
+    .option('--no-truncate', 'refuse (error line) a trajectory longer than the model instead of scoring it by --long-context')
+    .addOption(
+      new Option('--long-context <mode>', 'a trajectory longer than the model: window (default; overlapping windows, ~2× tokens) or truncate (left truncation)').choices([
+        'window',
+        'truncate',
+      ]),
+    )
     .option('--shard <I/N>', 'score only the records whose id hashes to shard I of N (0 ≤ I < N; stable across runs and machines)', shardArg)
     .option('--concurrency <n>', 'trajectories in flight at once; the batcher batches them (default 32)', positiveInt)
     .addOption(new Option('--progress <mode>', 'progress display (auto: a bar on a terminal, lines otherwise)').choices(['auto', 'bar', 'lines', 'none']).default('auto'));
@@ -86,6 +92,7 @@ export function addOfflineCommands(program: Command, deps: OfflineCommandDeps): 
       ...(opts.tokenAggregate ? { token_aggregate: opts.tokenAggregate as ScoreRequestOptions['token_aggregate'] } : {}),
       ...(opts.truncate === false ? { truncate: false } : {}),
       ...(opts.excludeAgents ? { exclude_agents: opts.excludeAgents as string[] } : {}),
+      ...(opts.longContext ? { long_context: opts.longContext as ScoreRequestOptions['long_context'] } : {}),
     };
     process.exitCode = await runScoreCommand(config, {
       input: opts.input as string,

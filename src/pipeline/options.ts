@@ -1,6 +1,7 @@
 /** Scoring options shared by every scoring request, resolved against the scorer's defaults. */
 import { badRequest, unprocessable } from '../errors.js';
 import type { Scorer } from '../pool.js';
+import type { CompileLimits, LongContext } from '../text/compile.js';
 import { stepAdvantage, type AggregateMode, type StepAdvantage, type TokenAggregate } from '../scoring/index.js';
 import type { TokenizationProfile } from '../text/pieces.js';
 
@@ -10,6 +11,8 @@ export interface ScoringOptions {
   token_aggregate_mode?: AggregateMode;
   return_tokens?: boolean;
   truncate?: boolean;
+  /** How a sequence longer than the model is scored: "window" (default) or "truncate" (design §2). */
+  long_context?: LongContext;
   tokenization?: TokenizationProfile;
 }
 
@@ -32,8 +35,8 @@ export function resolveBeta(requested: number | undefined, scorer: Scorer): numb
   return requested;
 }
 
-export function compileLimits(scorer: Scorer, options: { truncate?: boolean }) {
-  return { maxLength: scorer.maxLength, vocabSize: scorer.vocabSize, truncate: options.truncate ?? true };
+export function compileLimits(scorer: Scorer, options: { truncate?: boolean; long_context?: LongContext }): CompileLimits {
+  return { maxLength: scorer.maxLength, vocabSize: scorer.vocabSize, truncate: options.truncate ?? true, longContext: options.long_context ?? 'window' };
 }
 
 /** Per-token detail for `return_tokens`. */

@@ -62,6 +62,7 @@ const ui = {
   modelSelect: byId<HTMLSelectElement>('model-select'),
   modelNote: byId<HTMLParagraphElement>('model-note'),
   methodSelect: byId<HTMLSelectElement>('method-select'),
+  longContextSelect: byId<HTMLSelectElement>('long-context-select'),
   apiKeyInput: byId<HTMLInputElement>('api-key-input'),
   recordLabel: byId<HTMLLabelElement>('record-label'),
   recordSelect: byId<HTMLSelectElement>('record-select'),
@@ -240,7 +241,7 @@ async function run(): Promise<void> {
   clearError();
   let input: TrajectoryInput;
   try {
-    input = readInput(ui.input.value, ui.formatSelect.value as TrajectoryFormat);
+    input = { ...readInput(ui.input.value, ui.formatSelect.value as TrajectoryFormat), long_context: ui.longContextSelect.value as 'window' | 'truncate' };
   } catch (err) {
     showError(err);
     return;
@@ -263,7 +264,7 @@ async function run(): Promise<void> {
     ui.tokenView.hidden = true;
     render();
     ui.results.hidden = false;
-    ui.status.textContent = `Scored ${score.steps.length} steps with scorer “${score.model}”. Attributed step: message ${attribution.step} (${attribution.agent}).`;
+    ui.status.textContent = `Scored ${score.steps.length} steps with scorer “${score.model}”. ${attributedText(attribution)}`;
   } catch (err) {
     if ((err as Error).name === 'AbortError') return;
     showError(err);
@@ -284,7 +285,7 @@ async function reattribute(): Promise<void> {
   try {
     state.attribution = await attribute(state.input, state.model, method);
     render();
-    ui.status.textContent = `Attributed step by ${METHOD_LABELS[method]}: message ${state.attribution.step} (${state.attribution.agent}).`;
+    ui.status.textContent = `By ${METHOD_LABELS[method]}: ${attributedText(state.attribution)}`;
   } catch (err) {
     showError(err);
   }
@@ -302,13 +303,17 @@ interface Metric {
 
 function currentMetric(score: TrajectoryResult): Metric {
   if (!ui.baselineSwitch.checked) {
-    return { label: 'advantage', valueOf: (s) => s.advantage, midpoint: 0, cumulative: true, digits: 4 };
+    return { label: 'advantage', valueOf: (s) => s.advantage ?? Number.NaN, midpoint: 0, cumulative: true, digits: 4 };
   }
   const kind = ui.baselineSelect.value as BaselineKind;
   const valueOf = (s: StepResult) => s.baselines?.[kind] ?? Number.NaN;
-  const scored = score.steps.filter((s) => !s.truncated).map(valueOf).filter(Number.isFinite);
+  const scored = score.steps.map(valueOf).filter(Number.isFinite);
   const mean = scored.length > 0 ? scored.reduce((a, b) => a + b, 0) / scored.length : 0;
   return { label: BASELINE_LABELS[kind], valueOf, midpoint: mean, cumulative: false, digits: digitsToResolve(scored) };
+}
+
+function attributedText(attribution: AttributeResult): string {
+  return attribution.step === null ? 'No step attributed: no step was scored.' : `Attributed step: message ${attribution.step} (${attribution.agent}).`;
 }
 
 function stepAgent(step: StepResult): string {
@@ -371,10 +376,10 @@ function renderSummary(score: TrajectoryResult, attribution: AttributeResult): v
   blamed.className = 'attribution';
   blamed.id = 'attribution-summary';
   const strong = document.createElement('strong');
-  strong.textContent = `Attributed step: message ${attribution.step}, agent ${attribution.agent}`;
+  strong.textContent = attribution.step === null ? 'No step attributed: no step was scored' : `Attributed step: message ${attribution.step}, agent ${attribution.agent}`;
   blamed.append(strong, document.createTextNode(` — method ${attribution.method} (${METHOD_LABELS[attribution.method]}).`));
   blamed.dataset.step = String(attribution.step);
-  blamed.dataset.agent = attribution.agent;
+  blamed.dataset.agent = String(attribution.agent);
   parts.push(blamed);
 
   const facts = document.createElement('p');
@@ -442,24 +447,31 @@ function renderCards(score: TrajectoryResult, attribution: AttributeResult, metr
     title.textContent = `Message ${step.index} · ${stepAgent(step)}`;
     head.append(title);
     if (step.name && step.role) head.append(badge(step.role, 'role'));
-    if (step.index === attribution.step) {
+    if (attribution.step !== null && step.index === attribution.step) {
       li.classList.add('attributed');
       li.setAttribute('aria-current', 'step');
       head.append(badge(`attributed: ${attribution.agent}, ${attribution.method}`, 'attributed-badge'));
     }
     if (score.labels?.mistake_step === step.index) head.append(badge('labelled mistake', 'label-badge'));
-    if (step.truncated) head.append(badge('truncated: not scored', 'truncated-badge'));
+    if (step.advantage === null) head.append(badge(step.truncated ? 'truncated: not scored' : 'not scored', 'truncated-badge'));
+    if (step.partial) head.append(badge('partial: its last tokens scored', 'context-badge'));
+    else if (step.context_truncated && step.advantage !== null) head.append(badge(`context cut: saw ≥ ${step.min_context} tokens`, 'context-badge'));
     li.append(head);
 
     const numbers = document.createElement('p');
     numbers.className = 'step-numbers';
     const valueText = document.createElement('span');
     valueText.className = 'step-value';
-    const arrow = value < metric.midpoint ? '▼' : value > metric.midpoint ? '▲' : '●';
-    valueText.textContent = `${arrow} ${metric.label} ${formatNumber(value, metric.digits)}`;
-    valueText.setAttribute('aria-label', `${metric.label} ${formatNumber(value, metric.digits)}, ${directionWord(value, metric.midpoint)} ${metric.midpoint === 0 ? 'zero' : 'the trajectory mean'}`);
+    if (Number.isFinite(value)) {
+      const arrow = value < metric.midpoint ? '▼' : value > metric.midpoint ? '▲' : '●';
+      valueText.textContent = `${arrow} ${metric.label} ${formatNumber(value, metric.digits)}`;
+      valueText.setAttribute('aria-label', `${metric.label} ${formatNumber(value, metric.digits)}, ${directionWord(value, metric.midpoint)} ${metric.midpoint === 0 ? 'zero' : 'the trajectory mean'}`);
+    } else {
+      li.classList.add('not-scored');
+      valueText.textContent = `${metric.label}: not scored`;
+    }
     numbers.append(valueText);
-    if (metric.cumulative) numbers.append(document.createTextNode(` · running sum ${formatNumber(step.cumulative)}`));
+    if (metric.cumulative) numbers.append(document.createTextNode(` · running sum ${step.cumulative === null ? 'not scored' : formatNumber(step.cumulative)}`));
     const aStar = truth.get(step.index);
     if (aStar !== undefined) {
       const exact = document.createElement('span');
@@ -517,8 +529,8 @@ function renderChart(score: TrajectoryResult, attribution: AttributeResult, metr
   drawChart(ui.chart, {
     stepLabels: score.steps.map((s) => String(s.index)),
     primary: { label: metric.label, values },
-    cumulative: metric.cumulative ? { label: 'running sum', values: score.steps.map((s) => s.cumulative) } : undefined,
-    highlight: attribution.position,
+    cumulative: metric.cumulative ? { label: 'running sum', values: score.steps.map((s) => s.cumulative ?? Number.NaN) } : undefined,
+    highlight: attribution.position ?? undefined,
     highlightLabel: `attributed to ${attribution.agent} by ${attribution.method}`,
     midpoint: metric.midpoint,
     digits: metric.digits,
