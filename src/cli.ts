@@ -14,6 +14,7 @@ import { ServiceError } from './errors.js';
 import { Metrics } from './metrics.js';
 import { ScorerPool } from './pool.js';
 import { addOfflineCommands } from './offline/commands.js';
+import { parseMergeFlag } from './engine/merge-spec.js';
 
 const int = (v: string) => {
   const n = Number(v);
@@ -39,6 +40,8 @@ const SERVE_FLAGS: [flag: string, key: keyof Config | null, description: string,
   ['--tokenizer <dir>', null, 'tokenizer directory (default: the policy directory)'],
   ['--beta <number>', null, 'KL coefficient β (default: the policy config.json kl_beta, else 1)', num],
   ['--name <name>', null, 'scorer name (default: default)'],
+  ['--reference-merge <spec>', null, 'serve a merge of policy and reference as the reference: METHOD:ALPHA[:DENSITY], METHOD linear, ties or dare_linear', parseMergeFlag],
+  ['--reference-merge-seed <n>', null, 'seed of the dare_linear mask (default 0)', int],
   ['--device <device>', 'device', 'cpu, cuda, cuda:N or auto (auto falls back to cpu)'],
   ['--threads <n>', 'threads', 'intra-op threads per session (default: half the cores)', int],
   ['--host <host>', 'host', 'address to listen on (default 127.0.0.1)'],
@@ -69,6 +72,15 @@ function optionKey(flag: string): string {
     .replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 }
 
+/** --reference-merge / --reference-merge-seed as a scorer's reference_merge (over the config file's). */
+function mergeFromOptions(opts: Record<string, unknown>, given: (key: string) => boolean, fromFile?: Record<string, unknown>): Record<string, unknown> {
+  if (!given('referenceMerge') && !given('referenceMergeSeed')) return {};
+  if (!given('referenceMerge') && !fromFile) throw new ConfigError('--reference-merge-seed needs --reference-merge dare_linear:ALPHA:DENSITY');
+  const merge = { ...(given('referenceMerge') ? (opts.referenceMerge as object) : fromFile) } as Record<string, unknown>;
+  if (given('referenceMergeSeed')) merge.seed = opts.referenceMergeSeed;
+  return { reference_merge: merge };
+}
+
 /** defaults < config file < environment < flags. */
 export function configFromOptions(opts: Record<string, unknown>, given: (key: string) => boolean): Config {
   const config: Record<string, unknown> = { ...defaultConfig() };
@@ -86,16 +98,18 @@ export function configFromOptions(opts: Record<string, unknown>, given: (key: st
         reference: opts.reference,
         ...(opts.tokenizer ? { tokenizer: opts.tokenizer } : {}),
         ...(opts.beta !== undefined ? { beta: opts.beta } : {}),
+        ...mergeFromOptions(opts, given),
       },
     ];
-  } else if (given('beta') || given('name') || given('tokenizer')) {
+  } else if (given('beta') || given('name') || given('tokenizer') || given('referenceMerge') || given('referenceMergeSeed')) {
     const scorers = config.scorers as Record<string, unknown>[];
-    if (scorers.length !== 1) throw new ConfigError('--beta/--name/--tokenizer apply to a single scorer; set them per scorer in the config file');
+    if (scorers.length !== 1) throw new ConfigError('--beta/--name/--tokenizer/--reference-merge apply to a single scorer; set them per scorer in the config file');
     scorers[0] = {
       ...scorers[0],
       ...(given('name') ? { name: opts.name } : {}),
       ...(given('tokenizer') ? { tokenizer: opts.tokenizer } : {}),
       ...(given('beta') ? { beta: opts.beta } : {}),
+      ...mergeFromOptions(opts, given, scorers[0].reference_merge as Record<string, unknown> | undefined),
     };
   }
   // A key given by flag or environment replaces the config file's key, whichever way the file gave it.

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import YAML from 'yaml';
+import { MERGE_METHODS, mergeProblem } from './engine/merge-spec.js';
 
 /** The package root (works from src/ under tsx and from dist/src/ when compiled). */
 export const PACKAGE_ROOT = (() => {
@@ -31,6 +32,18 @@ export const ScorerConfigSchema = Type.Object(
     beta: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
     device: Type.Optional(Device),
     max_length: Type.Optional(Type.Integer({ minimum: 2 })),
+    /** Serve a merge π_α of the policy and the reference as the reference (engine/merge.ts). */
+    reference_merge: Type.Optional(
+      Type.Object(
+        {
+          method: Type.Union(MERGE_METHODS.map((m) => Type.Literal(m))),
+          alpha: Type.Number({ minimum: 0, maximum: 1 }),
+          density: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1 })),
+          seed: Type.Optional(Type.Integer({ minimum: 0, maximum: 0xffffffff })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
   },
   { additionalProperties: false },
 );
@@ -135,6 +148,8 @@ export function validateConfig(candidate: unknown): Config {
   const names = new Set<string>();
   for (const s of candidate.scorers) {
     if (names.has(s.name)) throw new ConfigError(`invalid configuration: scorer name "${s.name}" appears twice`);
+    const mergeIssue = s.reference_merge && mergeProblem(s.reference_merge);
+    if (mergeIssue) throw new ConfigError(`invalid configuration: scorer "${s.name}" reference_merge: ${mergeIssue}`);
     names.add(s.name);
   }
   return candidate;

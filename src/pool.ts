@@ -56,6 +56,7 @@ export class ScorerPool {
         name: sc.name,
         policyOnnx: policyDir.onnxFile,
         referenceOnnx: referenceDir.onnxFile,
+        ...(sc.reference_merge ? { referenceMerge: sc.reference_merge } : {}),
         device,
         threads: this.config.threads,
         batching: {

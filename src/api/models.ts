@@ -11,6 +11,7 @@ export const describeModel = (info: SessionInfo) => ({
   sha256: info.sha256,
   provider: info.provider,
   lm_head_gathered: info.gatherBeforeLmHead,
+  ...(info.merge ? { merge: info.merge } : {}),
 });
 
 export function modelRoutes(app: FastifyInstance, ctx: RouteContext): void {

@@ -100,6 +100,21 @@ export const ScoreResponse = Type.Union([
   Type.Object({ model: Type.String(), results: Type.Array(ScoreResult), usage: Usage }),
 ]);
 
+/** A merged reference π_α (scorer config reference_merge): what was merged, and a digest of the result. */
+const ReferenceMergeInfo = Type.Object(
+  {
+    method: Type.Union([Type.Literal('linear'), Type.Literal('ties'), Type.Literal('dare_linear')]),
+    alpha: Type.Number(),
+    density: Type.Union([Type.Number(), Type.Null()], { description: 'ties / dare_linear: fraction of τ kept per tensor' }),
+    seed: Type.Union([Type.Integer(), Type.Null()], { description: 'dare_linear: seed of the mask' }),
+    policy: Type.String({ description: 'The policy file merged with the reference file' }),
+    weights_sha256: Type.String({ description: 'sha256 over the merged floating-point initializers (name, NUL, stored bytes, in graph order)' }),
+    tensors: Type.Integer({ description: 'Floating-point initializers' }),
+    merged_tensors: Type.Integer({ description: 'Of those, the ones that differ between the graphs (the others are shared as they are)' }),
+  },
+  { description: 'Present when the reference served is a weight-space merge of policy and reference' },
+);
+
 export const ModelsResponse = Type.Object({
   object: Type.Literal('list'),
   data: Type.Array(
@@ -111,7 +126,13 @@ export const ModelsResponse = Type.Object({
       vocab_size: Type.Integer(),
       device: Type.String(),
       policy: Type.Object({ file: Type.String(), sha256: Type.String(), provider: Type.String(), lm_head_gathered: Type.Boolean() }),
-      reference: Type.Object({ file: Type.String(), sha256: Type.String(), provider: Type.String(), lm_head_gathered: Type.Boolean() }),
+      reference: Type.Object({
+        file: Type.String(),
+        sha256: Type.String(),
+        provider: Type.String(),
+        lm_head_gathered: Type.Boolean(),
+        merge: Type.Optional(ReferenceMergeInfo),
+      }),
     }),
   ),
   limits: Type.Object({

@@ -9,6 +9,7 @@ import type { Sequence, TokenScores } from '../sequence.js';
 import type { BatchRow, EngineBatch, HeadOutputs } from './batch.js';
 import { Batcher, type BatchOutputs, type BatcherObserver, type BatcherOptions, type SubmitOptions } from './batcher.js';
 import { EngineWorker } from './engine-worker.js';
+import type { ReferenceMerge } from './merge-spec.js';
 import type { SessionInfo } from './session.js';
 
 export interface EngineObserver extends BatcherObserver {
@@ -19,6 +20,8 @@ export interface ScorerEngineSpec {
   name: string;
   policyOnnx: string;
   referenceOnnx: string;
+  /** Serve a merge of the two models' weights as the reference (merge.ts). */
+  referenceMerge?: ReferenceMerge;
   device: string;
   /** Intra-op threads of each session. */
   threads: number;
@@ -100,7 +103,8 @@ export class ScorerEngine {
   static async start(spec: ScorerEngineSpec, observer: EngineObserver = {}): Promise<ScorerEngine> {
     const session = { device: spec.device, intraOpThreads: spec.threads };
     const policy = new EngineWorker('policy', { ...session, onnxFile: spec.policyOnnx, stats: true });
-    const reference = new EngineWorker('reference', { ...session, onnxFile: spec.referenceOnnx, stats: false });
+    const merge = spec.referenceMerge ? { merge: { ...spec.referenceMerge, policyOnnx: spec.policyOnnx } } : {};
+    const reference = new EngineWorker('reference', { ...session, onnxFile: spec.referenceOnnx, stats: false, ...merge });
     // One after the other: loading holds a model's weights more than once for a moment (file
     // bytes, ORT's copy, prepacked MatMul weights), and two loads at once add those peaks up.
     try {
