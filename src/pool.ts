@@ -4,7 +4,7 @@
  */
 import type { Config, ScorerConfig } from './config.js';
 import { ServiceError } from './errors.js';
-import { resolveModelDir } from './engine/model-dir.js';
+import { resolveModelDir, type ModelDir } from './engine/model-dir.js';
 import { ScorerEngine, type EngineObserver } from './engine/scorer.js';
 import { loadTokenizer, type TextTokenizer } from './text/tokenizer.js';
 
@@ -21,6 +21,14 @@ export interface Scorer {
 }
 
 const FALLBACK_MAX_LENGTH = 2048;
+
+/** β and the longest sequence of a scorer: its config, else the policy's config.json, else the tokenizer's. */
+export function scorerLimits(sc: ScorerConfig, policyDir: ModelDir, tokenizer: TextTokenizer): { beta: number; maxLength: number } {
+  return {
+    beta: sc.beta ?? policyDir.klBeta ?? 1,
+    maxLength: sc.max_length ?? policyDir.maxPositions ?? tokenizer.modelMaxLength ?? FALLBACK_MAX_LENGTH,
+  };
+}
 
 export type PoolState = 'loading' | 'ready' | 'failed' | 'closed';
 
@@ -78,8 +86,7 @@ export class ScorerPool {
     const vocabSize = engine.vocabSize;
     return {
       name: sc.name,
-      beta: sc.beta ?? policyDir.klBeta ?? 1,
-      maxLength: sc.max_length ?? policyDir.maxPositions ?? tokenizer.modelMaxLength ?? FALLBACK_MAX_LENGTH,
+      ...scorerLimits(sc, policyDir, tokenizer),
       vocabSize,
       tokenizer,
       engine,

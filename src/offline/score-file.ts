@@ -89,7 +89,7 @@ export function completedIds(output: string): Set<string> {
   return done;
 }
 
-function requestFor(t: FileTrajectory, options: ScoreRequestOptions): TrajectoryRequest {
+export function requestFor(t: FileTrajectory, options: ScoreRequestOptions): TrajectoryRequest {
   const { messages, action_roles, tools } = t.trajectory;
   return {
     ...options,

@@ -1,6 +1,9 @@
 /** Scoring options shared by every scoring request, resolved against the scorer's defaults. */
 import { badRequest, unprocessable } from '../errors.js';
 import type { Scorer } from '../pool.js';
+
+/** What compiling and shaping results need of a scorer (not its engine): the offline sweep has no pair engine. */
+export type ScorerSettings = Pick<Scorer, 'beta' | 'maxLength' | 'vocabSize' | 'tokenizer'>;
 import { stepAdvantage, type AggregateMode, type StepAdvantage, type TokenAggregate } from '../scoring/index.js';
 
 export interface ScoringOptions {
@@ -17,7 +20,7 @@ export interface ScoringOptions {
  */
 export const MAX_BETA = 1e6;
 
-export function resolveBeta(requested: number | undefined, scorer: Scorer): number {
+export function resolveBeta(requested: number | undefined, scorer: ScorerSettings): number {
   if (requested === undefined) return scorer.beta;
   if (!(requested > 0) || !(requested <= MAX_BETA)) {
     throw unprocessable('invalid_beta', `beta must be a number in (0, ${MAX_BETA}] (got ${requested})`);
@@ -25,12 +28,12 @@ export function resolveBeta(requested: number | undefined, scorer: Scorer): numb
   return requested;
 }
 
-export function compileLimits(scorer: Scorer, options: { truncate?: boolean }) {
+export function compileLimits(scorer: ScorerSettings, options: { truncate?: boolean }) {
   return { maxLength: scorer.maxLength, vocabSize: scorer.vocabSize, truncate: options.truncate ?? true };
 }
 
 /** Per-token detail for `return_tokens`. */
-export function tokenDetail(scorer: Scorer, ids: ArrayLike<number>, policy: ArrayLike<number>, reference: ArrayLike<number>) {
+export function tokenDetail(scorer: ScorerSettings, ids: ArrayLike<number>, policy: ArrayLike<number>, reference: ArrayLike<number>) {
   return Array.from({ length: ids.length }, (_, k) => ({
     id: ids[k],
     text: scorer.tokenizer.tokenText(ids[k]),

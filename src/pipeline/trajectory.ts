@@ -20,7 +20,7 @@ import {
 import type { Sequence, TokenScores } from '../sequence.js';
 import { adaptTrajectory, type AdaptedTrajectory, type TrajectoryFormat } from '../text/adapters.js';
 import { compileTrajectory, type TrajectoryInput } from '../text/compile.js';
-import { advantageFor, compileLimits, resolveBeta, tokenDetail, type ScoringOptions } from './options.js';
+import { advantageFor, compileLimits, resolveBeta, tokenDetail, type ScorerSettings, type ScoringOptions } from './options.js';
 import { spanScores } from './split.js';
 
 export interface TrajectoryRequest extends TrajectoryInput, ScoringOptions {
@@ -81,14 +81,14 @@ export function resolveTrajectoryInput(request: TrajectoryRequest): { input: Tra
   };
 }
 
-export function compileTrajectoryRequest(request: TrajectoryRequest, scorer: Scorer): CompiledTrajectory {
+export function compileTrajectoryRequest(request: TrajectoryRequest, scorer: ScorerSettings): CompiledTrajectory {
   resolveBeta(request.beta, scorer);
   const { input, labels } = resolveTrajectoryInput(request);
   const sequence = compileTrajectory(input, scorer.tokenizer, compileLimits(scorer, request));
   return { request, sequence, ...(labels ? { labels } : {}) };
 }
 
-export function trajectoryResult(compiled: CompiledTrajectory, scores: TokenScores, scorer: Scorer): TrajectoryResult {
+export function trajectoryResult(compiled: CompiledTrajectory, scores: TokenScores, scorer: ScorerSettings): TrajectoryResult {
   const { request, sequence } = compiled;
   const beta = resolveBeta(request.beta, scorer);
   const perSpan = spanScores(sequence, scores);
