@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import pino from 'pino';
 import { buildApp } from './app.js';
 import { ConfigError, defaultConfig, readConfigFile, redactConfig, resolveApiKey, validateConfig, type Config } from './config.js';
@@ -27,6 +27,15 @@ const num = (v: string) => {
   return n;
 };
 
+/** commander prints an InvalidArgumentError as one line; any other error escapes as a stack trace. */
+const mergeFlag = (v: string) => {
+  try {
+    return parseMergeFlag(v);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+};
+
 const bool = (v: string) => {
   if (/^(1|true|yes|on)$/i.test(v)) return true;
   if (/^(0|false|no|off)$/i.test(v)) return false;
@@ -40,7 +49,7 @@ const SERVE_FLAGS: [flag: string, key: keyof Config | null, description: string,
   ['--tokenizer <dir>', null, 'tokenizer directory (default: the policy directory)'],
   ['--beta <number>', null, 'KL coefficient β (default: the policy config.json kl_beta, else 1)', num],
   ['--name <name>', null, 'scorer name (default: default)'],
-  ['--reference-merge <spec>', null, 'serve a merge of policy and reference as the reference: METHOD:ALPHA[:DENSITY], METHOD linear, ties or dare_linear', parseMergeFlag],
+  ['--reference-merge <spec>', null, 'serve a merge of policy and reference as the reference: METHOD:ALPHA[:DENSITY], METHOD linear, ties or dare_linear', mergeFlag],
   ['--reference-merge-seed <n>', null, 'seed of the dare_linear mask (default 0)', int],
   ['--device <device>', 'device', 'cpu, cuda, cuda:N or auto (auto falls back to cpu)'],
   ['--threads <n>', 'threads', 'intra-op threads per session (default: half the cores)', int],

@@ -106,61 +106,87 @@ export function fnv1a32(text: string): number {
   return h >>> 0;
 }
 
-/** The k-th smallest element (0-based) of `a`, which is reordered (Hoare quickselect, median of three). */
-export function kthSmallest(a: Float32Array, k: number): number {
-  let lo = 0;
-  let hi = a.length - 1;
-  while (lo < hi) {
-    const x = a[lo];
-    const y = a[(lo + hi) >>> 1];
-    const z = a[hi];
-    const pivot = x < y ? (y < z ? y : x < z ? z : x) : x < z ? x : y < z ? z : y;
-    let i = lo;
-    let j = hi;
-    while (i <= j) {
-      while (a[i] < pivot) i++;
-      while (a[j] > pivot) j--;
-      if (i <= j) {
-        const t = a[i];
-        a[i] = a[j];
-        a[j] = t;
-        i++;
-        j--;
-      }
-    }
-    if (k <= j) hi = j;
-    else if (k >= i) lo = i;
-    else return a[k];
+/** Elements per step when a tensor is merged: scratch memory is a few float32 arrays of this size. */
+export const MERGE_CHUNK = 1 << 18;
+
+/**
+ * The k-th largest |x| (k ≥ 1) over the float32 values that `chunks()` yields, exactly, without
+ * holding them: the bits of a non-negative float order like the float, so a two-pass radix
+ * select over the top and bottom 16 bits finds it. `chunks` is called twice.
+ */
+export function kthLargestMagnitude(chunks: () => Iterable<Float32Array>, k: number): number {
+  const high = new Float64Array(65536);
+  for (const c of chunks()) {
+    const bits = new Uint32Array(c.buffer, c.byteOffset, c.length);
+    for (let i = 0; i < bits.length; i++) high[(bits[i] & 0x7fffffff) >>> 16]++;
   }
-  return a[k];
+  let rest = k;
+  let h = 65535;
+  for (; h > 0 && rest > high[h]; h--) rest -= high[h];
+  const low = new Float64Array(65536);
+  for (const c of chunks()) {
+    const bits = new Uint32Array(c.buffer, c.byteOffset, c.length);
+    for (let i = 0; i < bits.length; i++) {
+      const u = bits[i] & 0x7fffffff;
+      if (u >>> 16 === h) low[u & 0xffff]++;
+    }
+  }
+  let l = 65535;
+  for (; l > 0 && rest > low[l]; l--) rest -= low[l];
+  return new Float32Array(Uint32Array.of(((h << 16) | l) >>> 0).buffer)[0];
 }
 
 /**
- * The merged values, written into `r` (the reference's values, float32). `p` (the policy's) is
- * overwritten with τ by ties and dare_linear.
+ * Merges one tensor of n elements chunk by chunk: `ref(start, count)` and `pol(start, count)` read
+ * float32 values, `write(start, values)` stores merged ones. ties reads τ once more to find its
+ * threshold first; dare_linear draws its mask in element order.
  */
-export function mergeValues(r: Float32Array, p: Float32Array, merge: ReferenceMerge, name: string): void {
-  const n = r.length;
+function mergeTensor(
+  name: string,
+  n: number,
+  ref: (start: number, count: number) => Float32Array,
+  pol: (start: number, count: number) => Float32Array,
+  write: (start: number, values: Float32Array) => void,
+  merge: ReferenceMerge,
+  fail: (why: string) => Error,
+): void {
   const a = Math.fround(merge.alpha);
-  if (merge.method === 'linear') {
-    const b = Math.fround(1 - a);
-    for (let i = 0; i < n; i++) r[i] = Math.fround(a * p[i]) + Math.fround(b * r[i]);
-    return;
-  }
-  const tau = p;
-  for (let i = 0; i < n; i++) tau[i] = p[i] - r[i];
-  const density = merge.density!;
-  if (merge.method === 'ties') {
-    const k = Math.max(1, Math.floor(density * n));
-    const magnitudes = new Float32Array(n);
-    for (let i = 0; i < n; i++) magnitudes[i] = Math.abs(tau[i]);
-    const threshold = kthSmallest(magnitudes, n - k);
-    for (let i = 0; i < n; i++) if (Math.abs(tau[i]) >= threshold) r[i] = r[i] + Math.fround(a * tau[i]);
-    return;
-  }
+  const b = Math.fround(1 - a);
+  const density = merge.density ?? 1;
   const d = Math.fround(density);
-  const draw = seededRandom(fnv1a32(`${merge.seed ?? 0}:${name}`));
-  for (let i = 0; i < n; i++) if (draw() < density) r[i] = r[i] + Math.fround(a * Math.fround(tau[i] / d));
+  const tauChunks = function* (): Iterable<Float32Array> {
+    for (let start = 0; start < n; start += MERGE_CHUNK) {
+      const count = Math.min(MERGE_CHUNK, n - start);
+      const r = ref(start, count);
+      const tau = pol(start, count);
+      for (let i = 0; i < count; i++) {
+        tau[i] = tau[i] - r[i];
+        if (!Number.isFinite(tau[i])) throw fail(`initializer "${name}" holds a non-finite value where the graphs differ`);
+      }
+      yield tau;
+    }
+  };
+  const threshold = merge.method === 'ties' ? kthLargestMagnitude(tauChunks, Math.max(1, Math.floor(density * n))) : 0;
+  const draw = merge.method === 'dare_linear' ? seededRandom(fnv1a32(`${merge.seed ?? 0}:${name}`)) : undefined;
+  for (let start = 0; start < n; start += MERGE_CHUNK) {
+    const count = Math.min(MERGE_CHUNK, n - start);
+    const r = ref(start, count);
+    const p = pol(start, count);
+    for (let i = 0; i < count; i++) {
+      if (!Number.isFinite(r[i]) || !Number.isFinite(p[i])) throw fail(`initializer "${name}" holds a non-finite value where the graphs differ`);
+    }
+    if (merge.method === 'linear') {
+      for (let i = 0; i < count; i++) r[i] = Math.fround(a * p[i]) + Math.fround(b * r[i]);
+    } else if (merge.method === 'ties') {
+      for (let i = 0; i < count; i++) {
+        const tau = Math.fround(p[i] - r[i]);
+        if (Math.abs(tau) >= threshold) r[i] = r[i] + Math.fround(a * tau);
+      }
+    } else {
+      for (let i = 0; i < count; i++) if (draw!() < density) r[i] = r[i] + Math.fround(a * Math.fround(Math.fround(p[i] - r[i]) / d));
+    }
+    write(start, r);
+  }
 }
 
 // ---------------------------------------------------------------- tensor storage
@@ -222,14 +248,25 @@ class PolicyReader {
     return out;
   }
 
-  bytes(t: ScannedTensor): Uint8Array {
-    if (t.external) {
-      const length = t.external.length ?? elementCount(t.dims) * (FLOAT_TYPE_BYTES[t.dataType] ?? 1);
-      return this.read(t.external.location, t.external.offset, length);
-    }
-    if (t.raw) return this.read('', t.raw.offset, t.raw.length);
-    if (t.decoded) return typedFieldBytes(t.decoded);
-    return typedFieldBytes(onnx.TensorProto.create({ dataType: t.dataType, dims: t.dims }));
+  /** Stored size in bytes. */
+  size(t: ScannedTensor): number {
+    if (t.external) return t.external.length ?? elementCount(t.dims) * (FLOAT_TYPE_BYTES[t.dataType] ?? 1);
+    if (t.raw) return t.raw.length;
+    return this.typed(t).byteLength;
+  }
+
+  /** `length` stored bytes from byte `start` of the tensor. */
+  bytes(t: ScannedTensor, start = 0, length = this.size(t) - start): Uint8Array {
+    if (t.external) return this.read(t.external.location, t.external.offset + start, length);
+    if (t.raw) return this.read('', t.raw.offset + start, length);
+    return this.typed(t).subarray(start, start + length);
+  }
+
+  private typedCache: { t: ScannedTensor; bytes: Uint8Array } | undefined;
+  /** A tensor held in typed fields (small), as bytes; the last one is kept for its chunks. */
+  private typed(t: ScannedTensor): Uint8Array {
+    if (this.typedCache?.t !== t) this.typedCache = { t, bytes: typedFieldBytes(t.decoded ?? onnx.TensorProto.create({ dataType: t.dataType, dims: t.dims })) };
+    return this.typedCache.bytes;
   }
 
   close(): void {
@@ -321,29 +358,37 @@ export function mergeIntoReference(
     for (const t of refTensors) {
       const pTensor = policyByName.get(t.name)!;
       const refBytes = referenceBytes(t, external, referenceFile);
-      const polBytes = reader.bytes(pTensor);
       const float = isFloatType(t.dataType);
+      const size = reader.size(pTensor);
       if (float) {
         const expected = elementCount(pTensor.dims) * FLOAT_TYPE_BYTES[t.dataType];
-        if (refBytes.byteLength !== expected || polBytes.byteLength !== expected) {
-          throw fail(`initializer "${t.name}" holds ${refBytes.byteLength === expected ? polBytes.byteLength : refBytes.byteLength} bytes, not the ${expected} its shape needs`);
+        if (refBytes.byteLength !== expected || size !== expected) {
+          throw fail(`initializer "${t.name}" holds ${refBytes.byteLength === expected ? size : refBytes.byteLength} bytes, not the ${expected} its shape needs`);
         }
       }
-      if (!sameBytes(refBytes, polBytes)) {
+      // Identical stored bytes: the tensor is shared and kept (compared a chunk at a time).
+      let same = refBytes.byteLength === size;
+      const step = MERGE_CHUNK * 4;
+      for (let start = 0; same && start < size; start += step) {
+        const length = Math.min(step, size - start);
+        same = sameBytes(refBytes.subarray(start, start + length), reader.bytes(pTensor, start, length));
+      }
+      if (!same) {
         if (!float) throw fail(`initializer "${t.name}" (${typeName(t.dataType)}) differs between the graphs; only floating-point weights can be merged`);
-        const r = toFloat32(refBytes, t.dataType);
-        const p = toFloat32(polBytes, t.dataType);
-        for (let i = 0; i < r.length; i++) {
-          if (!Number.isFinite(r[i]) || !Number.isFinite(p[i])) throw fail(`initializer "${t.name}" holds a non-finite value where the graphs differ`);
-        }
-        mergeValues(r, p, merge, t.name);
-        if (refBytes === t.rawData || t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL) {
-          fromFloat32(r, t.dataType, refBytes);
-        } else {
-          const out = new Uint8Array(refBytes.byteLength);
-          fromFloat32(r, t.dataType, out);
-          storeTyped(t, out);
-        }
+        const width = FLOAT_TYPE_BYTES[t.dataType];
+        const inPlace = refBytes === t.rawData || t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL;
+        // A tensor in typed fields (small) is merged into a copy and stored back at the end.
+        const target = inPlace ? refBytes : Uint8Array.from(refBytes);
+        mergeTensor(
+          t.name,
+          refBytes.byteLength / width,
+          (start, count) => toFloat32(target.subarray(start * width, (start + count) * width), t.dataType),
+          (start, count) => toFloat32(reader.bytes(pTensor, start * width, count * width), t.dataType),
+          (start, values) => fromFloat32(values, t.dataType, target.subarray(start * width, (start + values.length) * width)),
+          merge,
+          fail,
+        );
+        if (!inPlace) storeTyped(t, target);
         merged++;
       }
       if (float) {

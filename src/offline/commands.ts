@@ -3,7 +3,7 @@
  * cli.ts passes in its serve flags and config resolution so the model flags mean the same thing
  * (and read the same PA_* environment variables) in every command.
  */
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import type { Config } from '../config.js';
 import { TRAJECTORY_FORMATS } from '../text/adapters.js';
 import { EVAL_TASKS, runEvalCommand } from './eval.js';
@@ -38,7 +38,7 @@ const SCORER_FLAGS = [
 
 const number = (v: string) => {
   const n = Number(v);
-  if (!Number.isFinite(n)) throw new Error(`not a number: ${v}`);
+  if (!Number.isFinite(n)) throw new InvalidArgumentError(`not a number: ${v}`);
   return n;
 };
 const positiveInt = (v: string) => {

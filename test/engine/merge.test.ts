@@ -17,7 +17,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, defaultConfig, validateConfig } from '../../src/config.js';
 import { configFromOptions } from '../../src/cli.js';
 import { fromFloat32, floatBitsToHalf, toFloat32, FLOAT16 } from '../../src/engine/merge-dtypes.js';
-import { kthSmallest, mergeIntoReference, parseMergeFlag, type ReferenceMerge } from '../../src/engine/merge.js';
+import { kthLargestMagnitude, mergeIntoReference, parseMergeFlag, type ReferenceMerge } from '../../src/engine/merge.js';
 import { resolveModelDir } from '../../src/engine/model-dir.js';
 import { ScorerPool } from '../../src/pool.js';
 import { GRIDWORLD_POLICY, GRIDWORLD_REFERENCE } from '../helpers/default-pair-app.js';
@@ -40,14 +40,22 @@ if (!haveLlama && !IN_CI) console.warn(`test/engine/merge.test.ts: the fp16 Llam
 const withLlama = (pythonReady && haveLlama) || IN_CI ? it : it.skip;
 
 describe('merge arithmetic helpers', () => {
-  it('kthSmallest equals sorting, with many ties', () => {
+  it('kthLargestMagnitude equals sorting |x|, with many ties, over any chunking', () => {
     fc.assert(
-      fc.property(fc.array(fc.integer({ min: -5, max: 5 }), { minLength: 1, maxLength: 200 }), fc.nat(), (xs, at) => {
-        const values = Float32Array.from(xs.map((x) => x / 4));
-        const k = at % values.length;
-        const sorted = Float32Array.from(values).sort();
-        expect(kthSmallest(Float32Array.from(values), k)).toBe(sorted[k]);
-      }),
+      fc.property(
+        fc.array(fc.oneof(fc.integer({ min: -6, max: 6 }).map((x) => x / 4), fc.float({ noNaN: true, noDefaultInfinity: true })), { minLength: 1, maxLength: 300 }),
+        fc.nat(),
+        fc.integer({ min: 1, max: 64 }),
+        (xs, at, size) => {
+          const values = Float32Array.from(xs);
+          const k = 1 + (at % values.length);
+          const chunks = function* () {
+            for (let i = 0; i < values.length; i += size) yield Float32Array.from(values.subarray(i, i + size));
+          };
+          const sorted = Array.from(values, Math.abs).sort((a, b) => b - a);
+          expect(kthLargestMagnitude(chunks, k)).toBe(sorted[k - 1]);
+        },
+      ),
     );
   });
 
