@@ -101,7 +101,7 @@ export const ScoreResponse = Type.Union([
 ]);
 
 /** A merged reference π_α (scorer config reference_merge): what was merged, and a digest of the result. */
-const ReferenceMergeInfo = Type.Object(
+export const ReferenceMergeInfo = Type.Object(
   {
     method: Type.Union([Type.Literal('linear'), Type.Literal('ties'), Type.Literal('dare_linear')]),
     alpha: Type.Number(),

@@ -3,7 +3,7 @@
  * reference log-probs equal a float64 log-softmax over the raw logits of the independently merged
  * model (tools/merge-check/merge_pair.py, run by onnxruntime-node unmodified) to 1e-5; α = 0 gives
  * exactly the plain reference's numbers; linear α = 1 gives log-ratio 0 at every token;
- * /v1/models and pa_model_info show the merge and the digest the independent merge computed.
+ * /v1/models, /v1/info and pa_model_info show the merge and the digest the independent merge computed.
  *
  * Token ids are encoded here with the tokenizer alone (the plain renderer of design §2).
  */
@@ -118,6 +118,8 @@ describe('reference_merge through the service', () => {
           merged_tensors: independent.merged_tensors,
         });
         expect(models.data[0].policy.merge).toBeUndefined();
+        const info = (await served.app.inject({ method: 'GET', url: '/v1/info' })).json();
+        expect(info.scorers[0].reference.merge).toEqual(models.data[0].reference.merge);
         served.metrics.recordModels(served.pool.list());
         const exposition = await served.metrics.registry.metrics();
         const line = exposition.split('\n').find((l) => l.startsWith('pa_model_info{') && l.includes('role="reference"'))!;
