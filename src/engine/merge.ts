@@ -18,8 +18,9 @@
  * mulberry32 seeded with FNV-1a of "<seed>:<name>", one draw per element in order: m = draw < density.
  *
  * The reference is merged in place in its own in-memory bytes (the buffers the session is built
- * from); the policy is read from disk one tensor at a time (onnx-scan.ts). Peak memory is the
- * reference's weights plus a few float32 copies of the largest tensor. Nothing is written to disk.
+ * from); the policy's weights are located without loading them (onnx-scan.ts) and read from disk
+ * a chunk at a time. Peak memory is the reference's weights plus a few float32 arrays of
+ * MERGE_CHUNK elements, whatever the tensor sizes (bench/merge-memory.ts). Nothing is written to disk.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
