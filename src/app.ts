@@ -16,6 +16,7 @@ import { healthRoutes } from './api/health.js';
 import { modelRoutes } from './api/models.js';
 import { ErrorBody } from './api/schemas.js';
 import { scoreRoutes } from './api/score.js';
+import { tokenizeRoutes } from './api/tokenize.js';
 import { trajectoryRoutes } from './api/trajectories.js';
 import { uiRoutes } from './api/ui.js';
 import type { RouteContext } from './api/context.js';
@@ -157,6 +158,7 @@ export function buildApp(config: Config, pool: ScorerPool, options: AppOptions =
     });
     scoreRoutes(scoped, ctx);
     trajectoryRoutes(scoped, ctx);
+    tokenizeRoutes(scoped, ctx);
     modelRoutes(scoped, ctx);
     infoRoutes(scoped, ctx);
   });

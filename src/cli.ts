@@ -51,6 +51,7 @@ const SERVE_FLAGS: [flag: string, key: keyof Config | null, description: string,
   ['--name <name>', null, 'scorer name (default: default)'],
   ['--reference-merge <spec>', null, 'serve a merge of policy and reference as the reference: METHOD:ALPHA[:DENSITY], METHOD linear, ties or dare_linear', mergeFlag],
   ['--reference-merge-seed <n>', null, 'seed of the dare_linear mask (default 0)', int],
+  ['--tokenization <profile>', null, 'paper (default: BOS whenever the tokenizer names one, pieces encoded apart) or joint (as the tokenizer encodes the whole text)'],
   ['--device <device>', 'device', 'cpu, cuda, cuda:N or auto (auto falls back to cpu)'],
   ['--threads <n>', 'threads', 'intra-op threads per session (default: half the cores)', int],
   ['--host <host>', 'host', 'address to listen on (default 127.0.0.1)'],
@@ -107,14 +108,18 @@ export function configFromOptions(opts: Record<string, unknown>, given: (key: st
         reference: opts.reference,
         ...(opts.tokenizer ? { tokenizer: opts.tokenizer } : {}),
         ...(opts.beta !== undefined ? { beta: opts.beta } : {}),
+        ...(given('tokenization') ? { tokenization: opts.tokenization } : {}),
         ...mergeFromOptions(opts, given),
       },
     ];
-  } else if (given('beta') || given('name') || given('tokenizer') || given('referenceMerge') || given('referenceMergeSeed')) {
+  } else if (given('beta') || given('name') || given('tokenizer') || given('tokenization') || given('referenceMerge') || given('referenceMergeSeed')) {
     const scorers = config.scorers as Record<string, unknown>[];
-    if (scorers.length !== 1) throw new ConfigError('--beta/--name/--tokenizer/--reference-merge apply to a single scorer; set them per scorer in the config file');
+    if (scorers.length !== 1) {
+      throw new ConfigError('--beta/--name/--tokenizer/--tokenization/--reference-merge apply to a single scorer; set them per scorer in the config file');
+    }
     scorers[0] = {
       ...scorers[0],
+      ...(given('tokenization') ? { tokenization: opts.tokenization } : {}),
       ...(given('name') ? { name: opts.name } : {}),
       ...(given('tokenizer') ? { tokenizer: opts.tokenizer } : {}),
       ...(given('beta') ? { beta: opts.beta } : {}),
@@ -198,6 +203,7 @@ async function serve(config: Config): Promise<void> {
   if (stopping) return;
   metrics.recordModels(pool.list());
   for (const s of pool.list()) {
+    for (const warning of s.warnings) logger.warn({ scorer: s.name }, warning);
     for (const [role, info] of [['policy', s.engine.policyInfo], ['reference', s.engine.referenceInfo]] as const) {
       if (s.device === 'auto' && !info.provider.startsWith('cuda')) {
         logger.warn({ scorer: s.name, role, device: s.device, provider: info.provider }, 'device auto: the CUDA execution provider is unavailable; falling back to CPU');

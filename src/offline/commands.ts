@@ -25,6 +25,7 @@ const SCORER_FLAGS = [
   '--tokenizer',
   '--beta',
   '--name',
+  '--tokenization',
   '--reference-merge',
   '--reference-merge-seed',
   '--device',
@@ -62,6 +63,7 @@ export function addOfflineCommands(program: Command, deps: OfflineCommandDeps): 
     .option('--model <name>', 'scorer to use when the config names several (default: "default", else the first)')
     .option('--baselines', 'also compute the confidence baselines (needed for their rows in eval)')
     .addOption(new Option('--render <mode>', 'message rendering').choices(['plain', 'chat_template']))
+    .addOption(new Option('--label <label>', 'plain rendering\'s label: role (the paper) or name (the speaker\'s name)').choices(['role', 'name']))
     .addOption(new Option('--token-aggregate <how>', 'token aggregate of a step').choices(['sum', 'mean', 'min', 'max', 'last']))
     .option('--no-truncate', 'refuse (error line) a trajectory longer than the model instead of left-truncating it')
     .option('--concurrency <n>', 'trajectories in flight at once; the batcher batches them (default 32)', positiveInt)
@@ -72,6 +74,7 @@ export function addOfflineCommands(program: Command, deps: OfflineCommandDeps): 
     const request: ScoreRequestOptions = {
       ...(opts.baselines ? { baselines: true } : {}),
       ...(opts.render ? { render: opts.render as ScoreRequestOptions['render'] } : {}),
+      ...(opts.label ? { label: opts.label as ScoreRequestOptions['label'] } : {}),
       ...(opts.tokenAggregate ? { token_aggregate: opts.tokenAggregate as ScoreRequestOptions['token_aggregate'] } : {}),
       ...(opts.truncate === false ? { truncate: false } : {}),
     };
@@ -99,6 +102,7 @@ export function addOfflineCommands(program: Command, deps: OfflineCommandDeps): 
     .requiredOption('--output <dir>', 'directory for the score files, reports and chart; a rerun resumes from it')
     .option('--model <name>', 'scorer to use when the config names several (default: "default", else the first)')
     .addOption(new Option('--render <mode>', 'message rendering').choices(['plain', 'chat_template']))
+    .addOption(new Option('--label <label>', 'plain rendering\'s label: role (the paper) or name (the speaker\'s name)').choices(['role', 'name']))
     .addOption(new Option('--token-aggregate <how>', 'token aggregate of a step').choices(['sum', 'mean', 'min', 'max', 'last']))
     .option('--no-truncate', 'refuse a trajectory longer than the model instead of left-truncating it')
     .option('--group-by <field>', 'as eval --group-by')
@@ -119,6 +123,7 @@ export function addOfflineCommands(program: Command, deps: OfflineCommandDeps): 
       model: opts.model as string | undefined,
       request: {
         ...(opts.render ? { render: opts.render as ScoreRequestOptions['render'] } : {}),
+        ...(opts.label ? { label: opts.label as ScoreRequestOptions['label'] } : {}),
         ...(opts.tokenAggregate ? { token_aggregate: opts.tokenAggregate as ScoreRequestOptions['token_aggregate'] } : {}),
         ...(opts.truncate === false ? { truncate: false } : {}),
       },

@@ -260,6 +260,7 @@ async function sweep(config: Config, args: SweepArgs, stdout: NodeJS.WritableStr
     density: args.density ?? null,
     merge_seed: method === 'dare_linear' ? (args.mergeSeed ?? 0) : null,
     request,
+    tokenization: scorer.tokenization ?? 'paper',
     beta: scorer.beta ?? null,
     max_length: scorer.max_length ?? null,
   };
@@ -311,7 +312,7 @@ async function sweep(config: Config, args: SweepArgs, stdout: NodeJS.WritableStr
       try {
         vocabSize = policy.info.vocabSize;
         fs.writeFileSync(file('settings.json'), `${JSON.stringify({ ...fingerprint, vocab_size: vocabSize }, null, 2)}\n`);
-        compiled = compileAll(trajectories, { ...scorerLimits(scorer, policyDir, tokenizer), vocabSize, tokenizer }, request);
+        compiled = compileAll(trajectories, { ...scorerLimits(scorer, policyDir, tokenizer), vocabSize, tokenizer, tokenization: scorer.tokenization ?? 'paper' }, request);
         const todo = compiled.filter((c) => !cache.has(c.t.id) || cache.get(c.t.id)!.error !== undefined);
         await inChunks(
           policyFile,
@@ -335,8 +336,8 @@ async function sweep(config: Config, args: SweepArgs, stdout: NodeJS.WritableStr
       }
     }
     if (stop.requested) return 1;
-    compiled ??= compileAll(trajectories, { ...scorerLimits(scorer, policyDir, tokenizer), vocabSize: vocabSize!, tokenizer }, request);
-    const settingsForResults: ScorerSettings = { ...scorerLimits(scorer, policyDir, tokenizer), vocabSize: vocabSize!, tokenizer };
+    compiled ??= compileAll(trajectories, { ...scorerLimits(scorer, policyDir, tokenizer), vocabSize: vocabSize!, tokenizer, tokenization: scorer.tokenization ?? 'paper' }, request);
+    const settingsForResults: ScorerSettings = { ...scorerLimits(scorer, policyDir, tokenizer), vocabSize: vocabSize!, tokenizer, tokenization: scorer.tokenization ?? 'paper' };
 
     // 2. Each α: the (merged) reference.
     const mergesFile = file('merges.json');

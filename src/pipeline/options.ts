@@ -1,10 +1,11 @@
 /** Scoring options shared by every scoring request, resolved against the scorer's defaults. */
 import { badRequest, unprocessable } from '../errors.js';
 import type { Scorer } from '../pool.js';
+import { stepAdvantage, type AggregateMode, type StepAdvantage, type TokenAggregate } from '../scoring/index.js';
+import type { TokenizationProfile } from '../text/pieces.js';
 
 /** What compiling and shaping results need of a scorer (not its engine): the offline sweep has no pair engine. */
-export type ScorerSettings = Pick<Scorer, 'beta' | 'maxLength' | 'vocabSize' | 'tokenizer'>;
-import { stepAdvantage, type AggregateMode, type StepAdvantage, type TokenAggregate } from '../scoring/index.js';
+export type ScorerSettings = Pick<Scorer, 'beta' | 'maxLength' | 'vocabSize' | 'tokenizer' | 'tokenization'>;
 
 export interface ScoringOptions {
   beta?: number;
@@ -12,6 +13,12 @@ export interface ScoringOptions {
   token_aggregate_mode?: AggregateMode;
   return_tokens?: boolean;
   truncate?: boolean;
+  tokenization?: TokenizationProfile;
+}
+
+/** The request's tokenization profile, else the scorer's (design §2). */
+export function resolveTokenization(requested: TokenizationProfile | undefined, scorer: ScorerSettings): TokenizationProfile {
+  return requested ?? scorer.tokenization;
 }
 
 /**
