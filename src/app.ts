@@ -16,6 +16,7 @@ import { healthRoutes } from './api/health.js';
 import { modelRoutes } from './api/models.js';
 import { ErrorBody } from './api/schemas.js';
 import { scoreRoutes } from './api/score.js';
+import { SESSION_HEADER, sessionHeaderSchema, sessionIds } from './api/session.js';
 import { tokenizeRoutes } from './api/tokenize.js';
 import { trajectoryRoutes } from './api/trajectories.js';
 import { uiRoutes } from './api/ui.js';
@@ -72,11 +73,19 @@ function openapiOptions() {
     },
     // Routes behind the API key carry bearer security and its 401 in the document (src/api/auth.ts decides).
     transform: ({ schema, url }: { schema: any; url: string }) => {
+      schema = withSessionHeader(schema);
       if (!requiresApiKey(url) || schema?.hide) return { schema, url };
       const response = { ...(schema.response ?? {}), 401: { $ref: 'ErrorBody' } };
       return { schema: { ...schema, security: [{ apiKey: [] }], response }, url };
     },
   };
+}
+
+/** Scoring routes (tag `score`) document the `x-session-id` header (src/api/session.ts). */
+function withSessionHeader(schema: any): any {
+  if (!schema || schema.hide || !Array.isArray(schema.tags) || !schema.tags.includes('score')) return schema;
+  const headers = schema.headers ?? { type: 'object', properties: {} };
+  return { ...schema, headers: { ...headers, properties: { ...headers.properties, [SESSION_HEADER]: sessionHeaderSchema } } };
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -111,6 +120,7 @@ export function buildApp(config: Config, pool: ScorerPool, options: AppOptions =
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
+  sessionIds(app);
   apiKeyAuth(app, config);
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-total-time', (reply.elapsedTime).toFixed(3));

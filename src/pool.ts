@@ -81,6 +81,7 @@ export class ScorerPool {
         ...(sc.reference_merge ? { referenceMerge: sc.reference_merge } : {}),
         device,
         threads: this.config.threads,
+        prefixCacheMb: this.config.prefix_cache_mb,
         batching: {
           maxBatchTokens: this.config.max_batch_tokens,
           maxBatchRows: this.config.max_batch_rows,

@@ -12,6 +12,7 @@ export const describeModel = (info: SessionInfo) => ({
   sha256: info.sha256,
   provider: info.provider,
   lm_head_gathered: info.gatherBeforeLmHead,
+  kv_bytes_per_token: info.kv?.bytesPerToken ?? null,
   ...(info.merge ? { merge: info.merge } : {}),
 });
 
@@ -49,6 +50,7 @@ export function modelRoutes(app: FastifyInstance, ctx: RouteContext): void {
           device: s.device,
           policy: describeModel(s.engine.policyInfo),
           reference: describeModel(s.engine.referenceInfo),
+          prefix_cache: s.engine.prefixCacheInfo(),
         })),
         limits: serviceLimits(ctx.config),
       };

@@ -8,6 +8,7 @@ import type { Config } from '../config.js';
 import { TRAJECTORY_FORMATS } from '../text/adapters.js';
 import { EVAL_TASKS, runEvalCommand } from './eval.js';
 import { runScoreCommand, type ScoreRequestOptions } from './score-file.js';
+import { parseShard, type Shard } from './shard.js';
 import { runSweepCommand } from './sweep.js';
 import { MERGE_METHODS } from '../engine/merge-spec.js';
 
@@ -44,13 +45,21 @@ const number = (v: string) => {
 };
 const positiveInt = (v: string) => {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`not a positive integer: ${v}`);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`not a positive integer: ${v}`);
   return n;
 };
 const nonNegativeInt = (v: string) => {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`not an integer ≥ 0: ${v}`);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`not an integer ≥ 0: ${v}`);
   return n;
+};
+
+const shardArg = (v: string): Shard => {
+  try {
+    return parseShard(v);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
 };
 
 export function addOfflineCommands(program: Command, deps: OfflineCommandDeps): void {
@@ -66,6 +75,7 @@ export function addOfflineCommands(program: Command, deps: OfflineCommandDeps): 
     .addOption(new Option('--label <label>', 'plain rendering\'s label: role (the paper) or name (the speaker\'s name)').choices(['role', 'name']))
     .addOption(new Option('--token-aggregate <how>', 'token aggregate of a step').choices(['sum', 'mean', 'min', 'max', 'last']))
     .option('--no-truncate', 'refuse (error line) a trajectory longer than the model instead of left-truncating it')
+    .option('--shard <I/N>', 'score only the records whose id hashes to shard I of N (0 ≤ I < N; stable across runs and machines)', shardArg)
     .option('--concurrency <n>', 'trajectories in flight at once; the batcher batches them (default 32)', positiveInt)
     .addOption(new Option('--progress <mode>', 'progress display (auto: a bar on a terminal, lines otherwise)').choices(['auto', 'bar', 'lines', 'none']).default('auto'));
   deps.addServeFlags(score, SCORER_FLAGS);
@@ -85,6 +95,7 @@ export function addOfflineCommands(program: Command, deps: OfflineCommandDeps): 
       model: opts.model as string | undefined,
       request,
       concurrency: opts.concurrency as number | undefined,
+      shard: opts.shard as Shard | undefined,
       progress: opts.progress as 'auto' | 'bar' | 'lines' | 'none',
     });
   });
@@ -136,7 +147,7 @@ export function addOfflineCommands(program: Command, deps: OfflineCommandDeps): 
   program
     .command('eval')
     .description('best-of-N, success prediction or failure attribution from a `pa-server score` output, with bootstrap CIs')
-    .requiredOption('--scores <file>', 'JSONL written by pa-server score')
+    .requiredOption('--scores <paths...>', 'JSONL files written by pa-server score, or directories of them (e.g. one file per shard), read as one set')
     .addOption(new Option('--task <task>', 'bon: best-of-N; uq: AUROC/Spearman vs success; fa: failure attribution').choices([...EVAL_TASKS]).makeOptionMandatory())
     .option('--output <file>', 'write the report as JSON')
     .option('--group-by <field>', 'field naming the task of each trajectory (default "group": the task id the input adapter found)')
@@ -144,7 +155,7 @@ export function addOfflineCommands(program: Command, deps: OfflineCommandDeps): 
     .option('--seed <n>', 'bootstrap seed (default 0)', nonNegativeInt)
     .action((opts: Record<string, unknown>) => {
       process.exitCode = runEvalCommand({
-        scores: opts.scores as string,
+        scores: opts.scores as string[],
         task: opts.task as string,
         output: opts.output as string | undefined,
         groupBy: opts.groupBy as string | undefined,

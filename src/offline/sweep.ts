@@ -389,7 +389,7 @@ async function sweep(config: Config, args: SweepArgs, stdout: NodeJS.WritableStr
     // 3. Evaluate each α with eval's code, and report.
     const rows: SweepRow[] = alphas.map((alpha) => {
       const scoresFile = file(`${alphaName(alpha)}.jsonl`);
-      const report = evaluate(readScores(scoresFile), { task, groupBy: args.groupBy, resamples: args.resamples, seed: args.seed }, scoresFile);
+      const report = evaluate(readScores(scoresFile), { task, groupBy: args.groupBy, resamples: args.resamples, seed: args.seed });
       return { alpha, reference: alpha === 0 ? 'plain' : method, merge: merges[String(alpha)] ?? null, report };
     });
     const methods = Object.keys((rows[0].report as { methods: object }).methods).filter((m) => m.startsWith('pa_'));

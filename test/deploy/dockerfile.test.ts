@@ -91,6 +91,13 @@ describe('Dockerfile build stage', () => {
     expect(apt).toBeLessThan(ciRun.search(/^npm ci /m));
     expect(ciRun).toContain('if ! command -v promtool');
   });
+
+  it('.ci/run installs haproxy before npm ci, only when missing', () => {
+    const apt = ciRun.indexOf('apt-get install -y --no-install-recommends haproxy');
+    expect(apt).toBeGreaterThan(0);
+    expect(apt).toBeLessThan(ciRun.search(/^npm ci /m));
+    expect(ciRun).toContain('if ! command -v haproxy');
+  });
 });
 
 describe('Dockerfile runtime stage', () => {
