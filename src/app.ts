@@ -90,6 +90,9 @@ function withSessionHeader(schema: any): any {
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
+/** CSP hash of the one <style> element @fastify/swagger-ui's bundle (swagger-ui 5) inserts at run time. */
+const SWAGGER_UI_STYLE_HASH = 'sha256-RL3ie0nH+Lzz2YNqQN83mnU0J1ot4QL7b99vMdIX99w=';
+
 export function buildApp(config: Config, pool: ScorerPool, options: AppOptions = {}): App {
   const metrics = options.metrics ?? new Metrics();
   const logger = options.logger;
@@ -132,9 +135,9 @@ export function buildApp(config: Config, pool: ScorerPool, options: AppOptions =
     const route = request.routeOptions.url ?? 'unmatched';
     metrics.requests.inc({ route, status: String(reply.statusCode) });
     metrics.requestDuration.observe({ route }, reply.elapsedTime / 1000);
+    // request.log already binds reqId (fastify's child logger): not repeated here.
     request.log.info(
       {
-        reqId: request.id,
         route,
         method: request.method,
         status: reply.statusCode,
@@ -155,9 +158,12 @@ export function buildApp(config: Config, pool: ScorerPool, options: AppOptions =
     uiConfig: { deepLinking: false },
     // Offline: every asset is served from /docs/static; the policy allows nothing else (no CDN, no
     // validator.swagger.io) and does not upgrade to https, which would break plain-HTTP sidecars.
+    // swagger-ui-bundle.js inserts one <style> element of its own: allowed by its hash, nothing
+    // else inline (test/ui/pages.test.ts loads the page in Chromium and fails on any violation).
     staticCSP:
       "default-src 'self'; base-uri 'self'; connect-src 'self'; font-src 'self' data:; frame-ancestors 'self'; " +
-      "img-src 'self' data:; object-src 'none'; script-src 'self'; script-src-attr 'none'; style-src 'self'",
+      "img-src 'self' data:; object-src 'none'; script-src 'self'; script-src-attr 'none'; " +
+      `style-src 'self' '${SWAGGER_UI_STYLE_HASH}'`,
   });
   app.register(async (scoped) => healthRoutes(scoped, ctx, app.drainState));
   app.register(async (scoped) => {

@@ -45,13 +45,19 @@ const number = (v: string) => {
 };
 const positiveInt = (v: string) => {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`not a positive integer: ${v}`);
+  if (!/^\s*\d+\s*$/.test(v) || n < 1) throw new InvalidArgumentError('Expected a positive integer.');
   return n;
 };
 const nonNegativeInt = (v: string) => {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`not an integer ≥ 0: ${v}`);
+  if (!/^\s*\d+\s*$/.test(v)) throw new InvalidArgumentError('Expected an integer ≥ 0.');
   return n;
+};
+
+const agentList = (v: string) => {
+  const names = v.split(',').map((s) => s.trim()).filter(Boolean);
+  if (names.length === 0) throw new InvalidArgumentError('Expected comma-separated agent names.');
+  return names;
 };
 
 const shardArg = (v: string): Shard => {
@@ -74,6 +80,7 @@ export function addOfflineCommands(program: Command, deps: OfflineCommandDeps): 
     .addOption(new Option('--render <mode>', 'message rendering').choices(['plain', 'chat_template']))
     .addOption(new Option('--label <label>', 'plain rendering\'s label: role (the paper) or name (the speaker\'s name)').choices(['role', 'name']))
     .addOption(new Option('--token-aggregate <how>', 'token aggregate of a step').choices(['sum', 'mean', 'min', 'max', 'last']))
+    .option('--exclude-agents <names>', 'comma-separated speakers whose messages are observations, not steps (Who&When: usually Computer_terminal)', agentList)
     .option('--no-truncate', 'refuse (error line) a trajectory longer than the model instead of left-truncating it')
     .option('--shard <I/N>', 'score only the records whose id hashes to shard I of N (0 ≤ I < N; stable across runs and machines)', shardArg)
     .option('--concurrency <n>', 'trajectories in flight at once; the batcher batches them (default 32)', positiveInt)
@@ -87,6 +94,7 @@ export function addOfflineCommands(program: Command, deps: OfflineCommandDeps): 
       ...(opts.label ? { label: opts.label as ScoreRequestOptions['label'] } : {}),
       ...(opts.tokenAggregate ? { token_aggregate: opts.tokenAggregate as ScoreRequestOptions['token_aggregate'] } : {}),
       ...(opts.truncate === false ? { truncate: false } : {}),
+      ...(opts.excludeAgents ? { exclude_agents: opts.excludeAgents as string[] } : {}),
     };
     process.exitCode = await runScoreCommand(config, {
       input: opts.input as string,
@@ -153,6 +161,7 @@ export function addOfflineCommands(program: Command, deps: OfflineCommandDeps): 
     .option('--group-by <field>', 'field naming the task of each trajectory (default "group": the task id the input adapter found)')
     .option('--resamples <n>', 'bootstrap resamples (default 1000)', positiveInt)
     .option('--seed <n>', 'bootstrap seed (default 0)', nonNegativeInt)
+    .option('--exclude-agents <names>', 'fa: also report attribution with these speakers\' steps left out (comma-separated; Who&When: Computer_terminal)', agentList)
     .action((opts: Record<string, unknown>) => {
       process.exitCode = runEvalCommand({
         scores: opts.scores as string[],
@@ -161,6 +170,7 @@ export function addOfflineCommands(program: Command, deps: OfflineCommandDeps): 
         groupBy: opts.groupBy as string | undefined,
         resamples: opts.resamples as number | undefined,
         seed: opts.seed as number | undefined,
+        excludeAgents: opts.excludeAgents as string[] | undefined,
       });
     });
 }

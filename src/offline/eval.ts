@@ -165,6 +165,12 @@ export interface EvalOptions {
   resamples?: number;
   level?: number;
   seed?: number;
+  /**
+   * fa: also attribute with these speakers' steps left out (Who&When: Computer_terminal), as
+   * `exclude_agents` does at scoring time: the other steps' advantages are the same numbers (the
+   * token sequence does not change), so dropping the steps here is exact. Rows get a suffix.
+   */
+  excludeAgents?: string[];
 }
 
 /** A trajectory score method: progress advantage with a step aggregate, or a confidence baseline. */
@@ -397,6 +403,24 @@ function evalFa(lines: readonly ScoreLine[], options: Required<Omit<EvalOptions,
     }
   }
   predictors.push({ name: 'random', outcome: randomOutcome });
+  if (options.excludeAgents.length > 0) {
+    // The same cases, blamed among the steps of the other speakers only (all of them if none is left).
+    const suffix = ` excluding ${options.excludeAgents.join(', ')}`;
+    const kept = (c: FaCase): FaCase => {
+      const others = c.candidates.filter((p) => !options.excludeAgents.includes(agentOf(c.line.steps![p]) ?? ''));
+      return others.length > 0 ? { ...c, candidates: others } : c;
+    };
+    for (const method of ATTRIBUTION_METHODS) {
+      predictors.push({
+        name: `pa_${method}${suffix}`,
+        outcome: (c) => {
+          const k = kept(c);
+          return predictorOutcome(c, k.candidates[attributeFailure(k.candidates.map((p) => c.line.steps![p].advantage), method)]);
+        },
+      });
+    }
+    predictors.push({ name: `random${suffix}`, outcome: (c) => randomOutcome(kept(c)) });
+  }
 
   const { groups, by } = groupLines(cases, options.groupBy, false, options.explicit);
   const withAgent = cases.filter((c) => c.agent !== null).length;
@@ -439,6 +463,7 @@ export function evaluate(file: ScoresFile, options: EvalOptions): EvalReport {
     resamples: options.resamples ?? 1000,
     level: options.level ?? 0.95,
     seed: options.seed ?? 0,
+    excludeAgents: options.excludeAgents ?? [],
   };
   const body = options.task === 'bon' ? evalBon(file.lines, resolved) : options.task === 'uq' ? evalUq(file.lines, resolved) : evalFa(file.lines, resolved);
   return { ...body, scores: file.files, errors_left_out: file.errors, resamples: resolved.resamples, level: resolved.level, seed: resolved.seed };
@@ -493,6 +518,7 @@ export interface EvalCommandArgs {
   groupBy?: string;
   resamples?: number;
   seed?: number;
+  excludeAgents?: string[];
 }
 
 /** The whole command: read, evaluate, print the table on stdout, write JSON. Returns the exit code. */
@@ -503,7 +529,7 @@ export function runEvalCommand(args: EvalCommandArgs, stdout: NodeJS.WritableStr
   }
   let report: EvalReport;
   try {
-    report = evaluate(readScores(args.scores), { task: args.task as EvalTask, groupBy: args.groupBy, resamples: args.resamples, seed: args.seed });
+    report = evaluate(readScores(args.scores), { task: args.task as EvalTask, groupBy: args.groupBy, resamples: args.resamples, seed: args.seed, excludeAgents: args.excludeAgents });
   } catch (err) {
     if (err instanceof EvalInputError) {
       stderr.write(`pa-server eval: ${err.message}\n`);

@@ -26,7 +26,7 @@ import { formatShard, inShard, type Shard } from './shard.js';
 /** The per-trajectory options of POST /v1/trajectories/score that apply to a whole file. */
 export type ScoreRequestOptions = Pick<
   TrajectoryRequest,
-  'render' | 'label' | 'beta' | 'token_aggregate' | 'token_aggregate_mode' | 'baselines' | 'return_tokens' | 'truncate' | 'tokenization'
+  'render' | 'label' | 'beta' | 'token_aggregate' | 'token_aggregate_mode' | 'baselines' | 'return_tokens' | 'truncate' | 'tokenization' | 'exclude_agents'
 >;
 
 export interface Progress {

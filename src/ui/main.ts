@@ -30,6 +30,8 @@ interface ExampleEntry {
   format: TrajectoryFormat;
   file: string;
   note?: string;
+  /** The scorer to pick when the example is loaded (when the server has it). */
+  model?: string;
 }
 
 const BASELINE_LABELS: Record<BaselineKind, string> = {
@@ -202,6 +204,7 @@ async function loadExample(id: string): Promise<void> {
     const data = await fetchAsset<unknown>(`examples/${entry.file}`);
     ui.input.value = JSON.stringify(data, null, 2);
     ui.formatSelect.value = entry.format;
+    if (entry.model && [...ui.modelSelect.options].some((o) => o.value === entry.model)) ui.modelSelect.value = entry.model;
     refreshRecords();
     ui.exampleNote.textContent = entry.note ?? '';
     ui.status.textContent = `Loaded example “${entry.title}”. Press “Score trajectory”.`;
@@ -338,6 +341,23 @@ function followingContext(input: TrajectoryInput | undefined, steps: StepResult[
   return lines.length > 0 ? lines.join('\n') : null;
 }
 
+/**
+ * The true optimal advantage A*(s,a) of each step, by message index, when the record carries it
+ * (`a_star`: one number per assistant message, in order, as bench/data/gridworld-exact-eval.jsonl
+ * has it). Empty for any other record, or when the list does not match the assistant messages.
+ */
+function trueAdvantages(input: TrajectoryInput | undefined): Map<number, number> {
+  const out = new Map<number, number>();
+  const data = input?.format === 'messages' ? (input.data as any) : undefined;
+  const aStar: unknown = data?.a_star;
+  const messages: unknown = data?.messages;
+  if (!Array.isArray(aStar) || !Array.isArray(messages)) return out;
+  const assistant = messages.flatMap((m: any, i: number) => (m?.role === 'assistant' ? [i] : []));
+  if (assistant.length !== aStar.length || !aStar.every((x) => typeof x === 'number' && Number.isFinite(x))) return out;
+  assistant.forEach((index, k) => out.set(index, aStar[k] as number));
+  return out;
+}
+
 function badge(text: string, className: string): HTMLSpanElement {
   const span = document.createElement('span');
   span.className = `badge ${className}`;
@@ -365,6 +385,26 @@ function renderSummary(score: TrajectoryResult, attribution: AttributeResult): v
     `. Advantage: sum ${formatNumber(a.sum)}, mean ${formatNumber(a.mean)}, min ${formatNumber(a.min)}, bottom 10% ${formatNumber(a.bottom10)}.`;
   parts.push(facts);
 
+  // Text the tokenizer could not represent was scored as its unknown-word token: say so, loudly.
+  for (const warning of score.warnings ?? []) {
+    const p = document.createElement('p');
+    p.className = 'warning';
+    p.dataset.unknownTokens = String(score.usage?.unknown_tokens ?? '');
+    p.textContent = `Warning: ${warning}`;
+    parts.push(p);
+  }
+
+  const truth = trueAdvantages(state.input);
+  if (truth.size > 0) {
+    const exact = document.createElement('p');
+    exact.className = 'true-advantage-summary';
+    const sum = [...truth.values()].reduce((x, y) => x + y, 0);
+    exact.textContent =
+      `The record carries the true optimal advantage A* of each step (soft value iteration on the environment): sum ${formatNumber(sum)}. ` +
+      'Each card shows it beside the served advantage.';
+    parts.push(exact);
+  }
+
   const labels = score.labels;
   if (labels && (labels.success !== undefined || labels.mistake_step !== undefined || labels.mistake_agent !== undefined)) {
     const given = document.createElement('p');
@@ -382,6 +422,7 @@ function renderSummary(score: TrajectoryResult, attribution: AttributeResult): v
 function renderCards(score: TrajectoryResult, attribution: AttributeResult, metric: Metric): void {
   const values = score.steps.map(metric.valueOf);
   const halfRange = halfRangeOf(values, metric.midpoint);
+  const truth = trueAdvantages(state.input);
   const cards = score.steps.map((step, position) => {
     const value = values[position];
     const li = document.createElement('li');
@@ -419,6 +460,14 @@ function renderCards(score: TrajectoryResult, attribution: AttributeResult, metr
     valueText.setAttribute('aria-label', `${metric.label} ${formatNumber(value, metric.digits)}, ${directionWord(value, metric.midpoint)} ${metric.midpoint === 0 ? 'zero' : 'the trajectory mean'}`);
     numbers.append(valueText);
     if (metric.cumulative) numbers.append(document.createTextNode(` · running sum ${formatNumber(step.cumulative)}`));
+    const aStar = truth.get(step.index);
+    if (aStar !== undefined) {
+      const exact = document.createElement('span');
+      exact.className = 'step-true-advantage';
+      exact.dataset.value = String(aStar);
+      exact.textContent = ` · true A* ${formatNumber(aStar, metric.digits)}`;
+      numbers.append(exact);
+    }
     numbers.append(document.createTextNode(` · ${step.num_tokens} tokens`));
     li.append(numbers);
 

@@ -25,21 +25,24 @@ import { defaultConfig, PACKAGE_ROOT, validateConfig } from '../../src/config.js
 import { Metrics } from '../../src/metrics.js';
 import { ScorerPool } from '../../src/pool.js';
 import { perturbModel } from '../helpers/onnx-fixtures.js';
+import { needShared, sharedPath } from '../helpers/shared.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const HAVE_CHROMIUM = fs.existsSync(CHROMIUM);
 const IN_CI = process.env.CI === 'true' || process.env.CI === '1';
-const RUN = HAVE_CHROMIUM || IN_CI;
-if (!RUN) {
+const LLAMA = sharedPath('models', 'tiny-random-LlamaForCausalLM-fp16');
+const TAU_BENCH_FILE = sharedPath('data', 'tau-bench', 'gpt-4o-airline.trial0.tasks0-19.json');
+const HAVE_SHARED = needShared(import.meta.url, [LLAMA, TAU_BENCH_FILE]);
+const RUN = (HAVE_CHROMIUM || IN_CI) && HAVE_SHARED;
+if (!RUN && HAVE_SHARED) {
   console.warn(`test/ui/viewer.test.ts: skipped, ${CHROMIUM} is missing (apt-get install -y chromium). Under CI=true this file runs and fails instead.`);
 }
 
-const LLAMA = path.resolve(PACKAGE_ROOT, '..', 'shared', 'real', 'models', 'tiny-random-LlamaForCausalLM-fp16');
 const EXAMPLES = path.join(PACKAGE_ROOT, 'src', 'ui', 'examples');
 const OUTPUT = path.join(PACKAGE_ROOT, 'test-output');
 const WHO_AND_WHEN = JSON.parse(fs.readFileSync(path.join(EXAMPLES, 'who-and-when-algorithm-generated-34.json'), 'utf8'));
-const TAU_BENCH_FILE = path.resolve(PACKAGE_ROOT, '..', 'shared', 'real', 'data', 'tau-bench', 'gpt-4o-airline.trial0.tasks0-19.json');
 const GRIDWORLD_FAILED = JSON.parse(fs.readFileSync(path.join(EXAMPLES, 'gridworld-map002-ep7.json'), 'utf8'));
+const EXACT_INDEX = JSON.parse(fs.readFileSync(path.join(EXAMPLES, 'index.json'), 'utf8')).find((e: any) => e.model === 'exact');
 
 let app: App;
 let pool: ScorerPool;
@@ -264,6 +267,31 @@ describe.skipIf(!RUN)('trajectory viewer in Chromium', () => {
     await page.keyboard.press('Tab');
     expect(await page.evaluate(() => document.activeElement?.id)).toBe('score-button');
     await page.screenshot({ path: path.join(OUTPUT, 'viewer-phone-gridworld.png'), fullPage: true });
+    expect(pageErrors).toEqual([]);
+    await page.close();
+  });
+
+  it('exact pair: its example picks the `exact` scorer and each card shows the record’s true A* beside the served advantage', { timeout: 120_000 }, async () => {
+    expect(EXACT_INDEX, 'src/ui/examples/index.json lists an example for the exact pair').toBeDefined();
+    const record = JSON.parse(fs.readFileSync(path.join(EXAMPLES, EXACT_INDEX.file), 'utf8'));
+    const { page, pageErrors } = await openViewer();
+    await page.selectOption('#example-select', EXACT_INDEX.id);
+    await expect.poll(() => page.locator('#status').textContent()).toContain('Loaded example');
+    expect(await page.locator('#model-select').inputValue()).toBe('exact');
+    await page.click('#score-button');
+    await page.locator('#results').waitFor({ state: 'visible' });
+    await page.locator('.step-card.attributed').waitFor();
+    const scored = await api('/v1/trajectories/score', { format: 'messages', data: record, model: 'exact' });
+    expect(scored.status).toBe(200);
+    expect(await cardValues(page)).toEqual(scored.body.steps.map((s: any) => s.advantage));
+    const shown = await page.locator('.step-card .step-true-advantage').evaluateAll((spans) => spans.map((s) => Number((s as HTMLElement).dataset.value)));
+    expect(shown).toEqual(record.a_star);
+    expect(await page.locator('.step-card').first().textContent()).toContain('true A*');
+    expect(await page.locator('#summary').textContent()).toContain('true optimal advantage A*');
+    // A record without a_star (the default pair's episodes) shows none.
+    await pickExampleAndScore(page, 'gridworld-map002-ep7', 'default');
+    await expect.poll(() => page.locator('.step-true-advantage').count()).toBe(0);
+    expect(await page.locator('.step-card').count()).toBe(GRIDWORLD_FAILED.n_actions);
     expect(pageErrors).toEqual([]);
     await page.close();
   });
