@@ -132,6 +132,21 @@ export const ScoreResponse = Type.Union([
   Type.Object({ model: Type.String(), results: Type.Array(ScoreResult), usage: Usage, warnings: Warnings }),
 ]);
 
+/** A merged reference π_α (scorer config reference_merge): what was merged, and a digest of the result. */
+export const ReferenceMergeInfo = Type.Object(
+  {
+    method: Type.Union([Type.Literal('linear'), Type.Literal('ties'), Type.Literal('dare_linear')]),
+    alpha: Type.Number(),
+    density: Type.Union([Type.Number(), Type.Null()], { description: 'ties / dare_linear: fraction of τ kept per tensor' }),
+    seed: Type.Union([Type.Integer(), Type.Null()], { description: 'dare_linear: seed of the mask' }),
+    policy: Type.String({ description: 'The policy file merged with the reference file' }),
+    weights_sha256: Type.String({ description: 'sha256 over the merged floating-point initializers (name, NUL, stored bytes, in graph order)' }),
+    tensors: Type.Integer({ description: 'Floating-point initializers' }),
+    merged_tensors: Type.Integer({ description: 'Of those, the ones that differ between the graphs (the others are shared as they are)' }),
+  },
+  { description: 'Present when the reference served is a weight-space merge of policy and reference' },
+);
+
 const ModelFile = Type.Object({
   file: Type.String(),
   sha256: Type.String(),
@@ -140,6 +155,7 @@ const ModelFile = Type.Object({
   kv_bytes_per_token: Type.Union([Type.Integer(), Type.Null()], {
     description: 'Bytes of keys and values one cached token holds (all layers); null: the export has no KV cache',
   }),
+  merge: Type.Optional(ReferenceMergeInfo),
 });
 
 export const ModelsResponse = Type.Object({

@@ -93,7 +93,7 @@ export function completedIds(output: string): Set<string> {
   return done;
 }
 
-function requestFor(t: FileTrajectory, options: ScoreRequestOptions): TrajectoryRequest {
+export function requestFor(t: FileTrajectory, options: ScoreRequestOptions): TrajectoryRequest {
   // As format + data would be: the format's steps and rendering rules (Who&When) come along.
   return { ...options, adapted: t.trajectory };
 }

@@ -20,7 +20,7 @@ import {
 import type { Sequence, TokenScores } from '../sequence.js';
 import { adaptTrajectory, type AdaptedTrajectory, type TrajectoryFormat } from '../text/adapters.js';
 import { compileTrajectoryDetailed, type Compiled, type TrajectoryInput } from '../text/compile.js';
-import { advantageFor, batchItems, compileLimits, resolveBeta, resolveTokenization, tokenDetail, type ScoringOptions } from './options.js';
+import { advantageFor, batchItems, compileLimits, resolveBeta, resolveTokenization, tokenDetail, type ScorerSettings, type ScoringOptions } from './options.js';
 import { scoreSequences } from './score-sequences.js';
 import { spanScores } from './split.js';
 import { stepContexts, windowRows } from './windows.js';
@@ -141,7 +141,7 @@ export function resolveTrajectoryInput(request: TrajectoryRequest): { input: Tra
   };
 }
 
-export function compileTrajectoryRequest(request: TrajectoryRequest, scorer: Scorer): CompiledTrajectory {
+export function compileTrajectoryRequest(request: TrajectoryRequest, scorer: ScorerSettings): CompiledTrajectory {
   resolveBeta(request.beta, scorer);
   const { input, labels } = resolveTrajectoryInput(request);
   let compiled;
@@ -167,7 +167,7 @@ export function compileTrajectoryRequest(request: TrajectoryRequest, scorer: Sco
   return { request, sequence: compiled.sequence, compiled, ...(labels ? { labels } : {}) };
 }
 
-export function trajectoryResult(compiled: CompiledTrajectory, scores: TokenScores, scorer: Scorer): TrajectoryResult {
+export function trajectoryResult(compiled: CompiledTrajectory, scores: TokenScores, scorer: ScorerSettings): TrajectoryResult {
   const { request, sequence } = compiled;
   const beta = resolveBeta(request.beta, scorer);
   const perSpan = spanScores(sequence, scores);
