@@ -98,6 +98,21 @@ export function requestFor(t: FileTrajectory, options: ScoreRequestOptions): Tra
   return { ...options, adapted: t.trajectory };
 }
 
+/**
+ * Offline scoring is its own client: a full queue (429 overloaded: the trajectories in flight hold
+ * more rows, e.g. many windows each, than --max-queue) is waited out, never a failed run.
+ */
+async function withBackpressure<T>(run: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await run();
+    } catch (err) {
+      if (!(err instanceof ServiceError && err.status === 429)) throw err;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(500, 10 * attempt)));
+    }
+  }
+}
+
 /** Scores `trajectories` not yet in `options.output`, appending their lines in input order. */
 export async function scoreFile(scorer: Scorer, trajectories: readonly FileTrajectory[], options: ScoreFileOptions): Promise<ScoreSummary> {
   const done = completedIds(options.output);
@@ -133,7 +148,7 @@ export async function scoreFile(scorer: Scorer, trajectories: readonly FileTraje
       const t = todo[i];
       const head = { id: t.id, ...(t.group !== undefined ? { group: t.group } : {}), format: options.format, labels: t.trajectory.labels };
       try {
-        const [result] = await scoreTrajectories(scorer, [requestFor(t, options.request ?? {})]);
+        const [result] = await withBackpressure(() => scoreTrajectories(scorer, [requestFor(t, options.request ?? {})]));
         lines[i] = `${JSON.stringify({ ...head, ...result, labels: t.trajectory.labels })}\n`;
         summary.scored++;
         summary.cost.sequence_tokens += result.num_tokens;
