@@ -14,10 +14,12 @@ import { infoRoutes } from './api/info.js';
 import { jsonBodyParser } from './api/json-body.js';
 import { healthRoutes } from './api/health.js';
 import { modelRoutes } from './api/models.js';
+import { openrlhfRoutes } from './api/openrlhf.js';
 import { ErrorBody } from './api/schemas.js';
 import { scoreRoutes } from './api/score.js';
 import { trajectoryRoutes } from './api/trajectories.js';
 import { uiRoutes } from './api/ui.js';
+import { weaveRoutes } from './api/weave.js';
 import type { RouteContext } from './api/context.js';
 import { PACKAGE_ROOT, type Config } from './config.js';
 import { ServiceError } from './errors.js';
@@ -56,6 +58,7 @@ function openapiOptions() {
       },
       tags: [
         { name: 'score', description: 'Scoring' },
+        { name: 'protocols', description: 'Other frameworks\' protocols over the same scoring (OpenRLHF, W&B Weave, OpenAI-style log-probs)' },
         { name: 'info', description: 'Scorers and limits' },
         { name: 'ops', description: 'Health and readiness' },
       ],
@@ -159,6 +162,8 @@ export function buildApp(config: Config, pool: ScorerPool, options: AppOptions =
     trajectoryRoutes(scoped, ctx);
     modelRoutes(scoped, ctx);
     infoRoutes(scoped, ctx);
+    openrlhfRoutes(scoped, ctx);
+    weaveRoutes(scoped, ctx);
   });
 
   app.register(async (scoped) => {
