@@ -9,6 +9,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { apiKeyAuth, requiresApiKey } from './api/auth.js';
+import { completionsRoutes } from './api/completions.js';
 import { errorHandling } from './api/errors.js';
 import { infoRoutes } from './api/info.js';
 import { jsonBodyParser } from './api/json-body.js';
@@ -164,6 +165,7 @@ export function buildApp(config: Config, pool: ScorerPool, options: AppOptions =
     infoRoutes(scoped, ctx);
     openrlhfRoutes(scoped, ctx);
     weaveRoutes(scoped, ctx);
+    completionsRoutes(scoped, ctx);
   });
 
   app.register(async (scoped) => {

@@ -17,11 +17,14 @@ import {
   externalizeInlineWeights,
   type HeadInfo,
 } from './scoring-head.js';
+import { TOPK_OUTPUTS, addTopKHead } from './topk-head.js';
 
 export interface SessionSpec {
   onnxFile: string;
   /** Emit the policy's distribution stats as well as the target log-probs. */
   stats: boolean;
+  /** The top-K head variant instead (topk-head.ts): target log-probs plus each position's K largest log-probs and ids. */
+  topK?: number;
   device: string;
   intraOpThreads: number;
   /** ORT allocator switches (bench/levers.ts measures them); ORT's defaults when absent. */
@@ -88,7 +91,7 @@ export class ScoringSession {
     }
     let head: HeadInfo;
     try {
-      head = addScoringHead(model, file, { stats: spec.stats });
+      head = spec.topK ? addTopKHead(model, file, spec.topK) : addScoringHead(model, file, { stats: spec.stats });
     } catch (err) {
       throw new ModelLoadError((err as Error).message);
     }
@@ -184,11 +187,14 @@ export class ScoringSession {
     for (const meta of this.inputs) feeds[meta.name] = this.feedFor(meta, batch)!;
     const out = await this.session.run(feeds);
     const read = (name: string) => (out[name] ? Float32Array.from(out[name].data as Float32Array) : undefined);
+    const indices = out[TOPK_OUTPUTS.indices];
     return {
       logprob: read(HEAD_OUTPUTS.logprob)!,
       entropy: read(HEAD_OUTPUTS.entropy),
       meanLogprob: read(HEAD_OUTPUTS.meanLogprob),
       topkMean: read(HEAD_OUTPUTS.topkMean),
+      // Token ids < 2^24 are exact in float32 (the largest vocabularies are ~2^18).
+      ...(indices ? { topkValues: read(TOPK_OUTPUTS.values), topkIndices: Float32Array.from(indices.data as BigInt64Array, Number) } : {}),
     };
   }
 
