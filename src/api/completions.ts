@@ -55,7 +55,9 @@ export function completionsRequestSchema(maxItems: number) {
 const Logprobs = Type.Object({
   tokens: Type.Array(Type.String()),
   token_logprobs: Type.Array(Type.Union([Type.Number(), Type.Null()])),
-  top_logprobs: Type.Array(Type.Union([Type.Record(Type.String(), Type.Number()), Type.Null()])),
+  // additionalProperties, not Type.Record: a Record's key pattern "^(.*)$" does not match a token
+  // holding "\n", and the response serializer would silently drop it.
+  top_logprobs: Type.Array(Type.Union([Type.Object({}, { additionalProperties: Type.Number() }), Type.Null()])),
   text_offset: Type.Array(Type.Integer()),
 });
 

@@ -14,6 +14,7 @@ import { buildApp, type App } from '../../src/app.js';
 import { defaultConfig, validateConfig } from '../../src/config.js';
 import { Metrics } from '../../src/metrics.js';
 import { ScorerPool } from '../../src/pool.js';
+import { defaultPairApp, GRIDWORLD_POLICY, type DefaultPairApp } from '../helpers/default-pair-app.js';
 import { perturbModel } from '../helpers/onnx-fixtures.js';
 import { logsumexp, rawLogits } from '../helpers/reference-logprobs.js';
 import { DIRS } from '../text/real-files.js';
@@ -177,5 +178,37 @@ describe.skipIf(!HAVE && !IN_CI)('POST /v1/completions on the real Llama export'
     expect(long.status).toBe(422);
     expect(long.body.error.code).toBe('input_too_long');
     expect((await complete({ model: 'llama:policy', prompt: IDS, suffix: 'x' })).body.error.code).toBe('unknown_field');
+  });
+});
+
+describe('POST /v1/completions on the default pair', () => {
+  let served: DefaultPairApp;
+  beforeAll(async () => {
+    served = await defaultPairApp();
+  });
+  afterAll(async () => served?.close());
+
+  it('top_logprobs keyed by text keep every token, a newline included (its texts are distinct in this vocabulary)', async () => {
+    const vocab = JSON.parse(fs.readFileSync(path.join(GRIDWORLD_POLICY, 'tokenizer.json'), 'utf8')).model.vocab as Record<string, number>;
+    const textOf = new Map(Object.entries(vocab).map(([text, id]) => [id, text]));
+    const ask = async (asIds: boolean) => {
+      const res = await served.app.inject({
+        method: 'POST',
+        url: '/v1/completions',
+        payload: { model: 'default:policy', prompt: '[user]: at 4 1', echo: true, max_tokens: 0, logprobs: 4, return_tokens_as_token_ids: asIds },
+      });
+      expect(res.statusCode).toBe(200);
+      return res.json().choices[0].logprobs;
+    };
+    const [byText, byId] = [await ask(false), await ask(true)];
+    let newlines = 0;
+    byId.top_logprobs.forEach((top: Record<string, number> | null, t: number) => {
+      if (top === null) return expect(byText.top_logprobs[t]).toBeNull();
+      const expected = Object.fromEntries(Object.entries(top).map(([key, v]) => [textOf.get(Number(key.slice('token_id:'.length)))!, v]));
+      expect(byText.top_logprobs[t]).toEqual(expected);
+      expect(Object.keys(byText.top_logprobs[t])).toHaveLength(4);
+      if ('\n' in expected) newlines++;
+    });
+    expect(newlines).toBeGreaterThan(0);
   });
 });
