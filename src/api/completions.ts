@@ -32,8 +32,8 @@ export function completionsRequestSchema(maxItems: number) {
         [Type.String(), Type.Array(Type.String(), { minItems: 1, maxItems }), TokenIds, Type.Array(TokenIds, { minItems: 1, maxItems })],
         { description: 'A string, a list of strings, a list of token ids (used as given, no BOS added), or a list of such lists' },
       ),
-      echo: Type.Boolean({ description: 'Must be true: the answer is the prompt\'s own log-probs' }),
-      max_tokens: Type.Integer({ description: 'Must be 0: nothing is generated' }),
+      echo: Type.Optional(Type.Boolean({ description: 'Must be true: the answer is the prompt\'s own log-probs' })),
+      max_tokens: Type.Optional(Type.Integer({ description: 'Must be 0: nothing is generated (OpenAI\'s default, 16, would generate)' })),
       logprobs: Type.Optional(Type.Union([Type.Integer({ minimum: 0, maximum: MAX_TOP_K }), Type.Null()], { description: 'K: the top-K log-probs at each position (0–20)' })),
       return_tokens_as_token_ids: Type.Optional(Type.Boolean({ description: 'vLLM\'s option: tokens (and top_logprobs keys) as "token_id:<id>"' })),
       n: Type.Optional(Type.Integer({ description: '1 or absent' })),
@@ -82,8 +82,8 @@ const CompletionsResponse = Type.Object({
 interface CompletionsBody {
   model: string;
   prompt: string | string[] | number[] | number[][];
-  echo: boolean;
-  max_tokens: number;
+  echo?: boolean;
+  max_tokens?: number;
   logprobs?: number | null;
   return_tokens_as_token_ids?: boolean;
   n?: number;
@@ -94,8 +94,8 @@ interface CompletionsBody {
 const ONLY_SCORES = 'this service only scores: send echo: true, max_tokens: 0 and logprobs: K to get the prompt\'s log-probs';
 
 function checkScoringOnly(body: CompletionsBody): void {
-  if (body.max_tokens !== 0) throw badRequest('scoring_only', `max_tokens is ${body.max_tokens}; ${ONLY_SCORES}`);
-  if (body.echo !== true) throw badRequest('scoring_only', `echo is false; ${ONLY_SCORES}`);
+  if (body.max_tokens !== 0) throw badRequest('scoring_only', `max_tokens is ${body.max_tokens ?? 'absent (16 by default)'}; ${ONLY_SCORES}`);
+  if (body.echo !== true) throw badRequest('scoring_only', `echo is ${body.echo ?? 'absent'}; ${ONLY_SCORES}`);
   if ((body.n ?? 1) !== 1 || (body.best_of ?? 1) !== 1) throw badRequest('scoring_only', `n and best_of must be 1; ${ONLY_SCORES}`);
   if (body.stream === true) throw badRequest('scoring_only', `stream is not supported; ${ONLY_SCORES}`);
 }

@@ -160,7 +160,7 @@ describe.skipIf(!HAVE && !IN_CI)('POST /v1/completions on the real Llama export'
   });
 
   it('anything but scoring is a 400 that says so; bad models and prompts are 4xx with their codes', async () => {
-    for (const extra of [{ max_tokens: 1 }, { max_tokens: 16 }, { echo: false }, { n: 2 }, { stream: true }]) {
+    for (const extra of [{ max_tokens: 1 }, { max_tokens: 16 }, { max_tokens: undefined }, { echo: false }, { echo: undefined }, { n: 2 }, { stream: true }]) {
       const res = await complete({ model: 'llama:policy', prompt: IDS, logprobs: 1, ...extra });
       expect(res.status).toBe(400);
       expect(res.body.error.code).toBe('scoring_only');

@@ -13,6 +13,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApp } from '../../src/app.js';
+import { createLogger } from '../../src/cli.js';
+import { defaultConfig, validateConfig } from '../../src/config.js';
+import { Metrics } from '../../src/metrics.js';
 import { defaultPairApp, type DefaultPairApp } from '../helpers/default-pair-app.js';
 import { REAL } from '../text/real-files.js';
 
@@ -159,6 +163,22 @@ describe.skipIf(!HAVE && !IN_CI)('POST /v1/weave/score', () => {
     const res = await send(big);
     expect(res.status).toBe(413);
     expect(res.body.error.code).toBe('body_too_large');
+  });
+
+  it('logs the Idempotency-Key and X-Correlation-ID of each request', async () => {
+    const chunks: string[] = [];
+    const logger = createLogger('info', { write: (chunk: string) => void chunks.push(chunk) });
+    const config = validateConfig({ ...defaultConfig(), threads: 1, scorers: defaultConfig().scorers });
+    const logged = buildApp(config, served.pool, { metrics: new Metrics({ defaultMetrics: false }), logger });
+    try {
+      const res = await logged.inject({ method: 'POST', url: '/v1/weave/score', payload: JSON.stringify(v1), headers: { 'content-type': 'application/json', ...WEAVE_HEADERS } });
+      expect(res.statusCode).toBe(200);
+      const lines = chunks.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+      const line = lines.find((l) => l.msg === 'weave remote scorer request');
+      expect(line).toMatchObject({ idempotency_key: 'test-key', correlation_id: 'test-correlation', weave_schema_version: '1' });
+    } finally {
+      await logged.close();
+    }
   });
 
   it('with an API key configured, a request without it is a 401 and one with it a 200', async () => {

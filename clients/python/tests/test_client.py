@@ -49,7 +49,7 @@ def test_installed_without_dependencies():
 
 
 def test_score(client, server):
-    result = client.score(STEP, PROMPT, return_tokens=True)
+    result = client.score(PROMPT, STEP, return_tokens=True)
     raw = raw_post(server, "/v1/score", {"prompt": PROMPT, "step": STEP, "return_tokens": True})
     assert result.advantage == raw["advantage"]
     assert result.log_ratio == raw["log_ratio"]
@@ -69,7 +69,7 @@ def test_score_ids_and_options(client, server):
 def test_score_many_keeps_order_across_chunks(client):
     items = [(PROMPT, s) for s in (STEP, "\n[assistant]: down", "\n[assistant]: left", "\n[assistant]: right", "\n[assistant]: up up")]
     batch = client.score_many(items, chunk_size=2)
-    singles = [client.score(step, prompt) for prompt, step in items]
+    singles = [client.score(prompt, step) for prompt, step in items]
     assert len(batch) == 5
     for b, s in zip(batch, singles):
         assert math.isclose(b.advantage, s.advantage, abs_tol=1e-6)
@@ -119,7 +119,7 @@ def test_rank(client):
     assert len(result.scores) == 3
     assert result.best == max(range(3), key=lambda i: result.scores[i])
     assert result.order == sorted(range(3), key=lambda i: -result.scores[i])
-    alone = client.score(candidates[1], PROMPT)
+    alone = client.score(PROMPT, candidates[1])
     assert math.isclose(result.scores[1], alone.advantage, abs_tol=1e-6)
 
 
@@ -152,16 +152,16 @@ def test_models_and_ready(client):
 
 def test_error_codes(client, server):
     with pytest.raises(ProgressAdvantageError) as err:
-        client.score("", PROMPT)
+        client.score(PROMPT, "")
     assert err.value.code == "empty_step" and err.value.status == 422 and err.value.request_id
     with pytest.raises(ProgressAdvantageError) as err:
-        client.score(STEP, PROMPT, model="no-such-scorer")
+        client.score(PROMPT, STEP, model="no-such-scorer")
     assert err.value.code == "model_not_found" and err.value.status == 404
     with pytest.raises(ProgressAdvantageError) as err:
-        Client(server[0], api_key=None).score(STEP, PROMPT)
+        Client(server[0], api_key=None).score(PROMPT, STEP)
     assert err.value.code == "unauthorized" and err.value.status == 401
     with pytest.raises(ProgressAdvantageError) as err:
-        Client("http://127.0.0.1:9", max_retries=0).score(STEP, PROMPT)
+        Client("http://127.0.0.1:9", max_retries=0).score(PROMPT, STEP)
     assert err.value.code == "connection_error" and err.value.status is None
 
 
@@ -226,7 +226,7 @@ def sleeps(monkeypatch):
 def test_retries_once_on_429_honouring_retry_after(server, sleeps):
     proxy = Proxy(server[0], [429], retry_after="1")
     try:
-        result = Client(proxy.url, api_key=server[1]).score(STEP, PROMPT)
+        result = Client(proxy.url, api_key=server[1]).score(PROMPT, STEP)
         direct = raw_post(server, "/v1/score", {"prompt": PROMPT, "step": STEP})
         assert result.advantage == direct["advantage"]
         assert [p for _, p, _ in proxy.seen] == ["/v1/score", "/v1/score"]
@@ -239,7 +239,7 @@ def test_503_then_gives_up_after_max_retries(server, sleeps):
     proxy = Proxy(server[0], [503, 503, 503], retry_after="2")
     try:
         with pytest.raises(ProgressAdvantageError) as err:
-            Client(proxy.url, api_key=server[1], max_retries=2).score(STEP, PROMPT)
+            Client(proxy.url, api_key=server[1], max_retries=2).score(PROMPT, STEP)
         assert err.value.status == 503 and err.value.code == "not_ready" and err.value.retry_after == 2.0
         assert len(proxy.seen) == 3 and sleeps == [2.0, 2.0]
     finally:
@@ -249,7 +249,7 @@ def test_503_then_gives_up_after_max_retries(server, sleeps):
 def test_backoff_without_retry_after_doubles(server, sleeps):
     proxy = Proxy(server[0], [429, 429], retry_after="")
     try:
-        Client(proxy.url, api_key=server[1], backoff=0.5).score(STEP, PROMPT)
+        Client(proxy.url, api_key=server[1], backoff=0.5).score(PROMPT, STEP)
         assert len(sleeps) == 2
         assert 0.25 <= sleeps[0] <= 0.5 and 0.5 <= sleeps[1] <= 1.0
     finally:
@@ -260,9 +260,9 @@ def test_session_id_header(server):
     proxy = Proxy(server[0], [])
     try:
         client = Client(proxy.url, api_key=server[1], session_id="run-1")
-        client.score(STEP, PROMPT)
-        client.with_session("run-2").score(STEP, PROMPT)
-        client.score(STEP, PROMPT)
+        client.score(PROMPT, STEP)
+        client.with_session("run-2").score(PROMPT, STEP)
+        client.score(PROMPT, STEP)
         assert [h.get("x-session-id") or h.get("X-Session-Id") for _, _, h in proxy.seen] == ["run-1", "run-2", "run-1"]
         assert all((h.get("Authorization") or h.get("authorization")) == f"Bearer {server[1]}" for _, _, h in proxy.seen)
     finally:

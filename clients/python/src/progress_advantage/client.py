@@ -170,8 +170,8 @@ class Client:
 
     def score(
         self,
-        step: Optional[str] = None,
         prompt: Optional[str] = None,
+        step: Optional[str] = None,
         *,
         prompt_ids: Optional[Sequence[int]] = None,
         step_ids: Optional[Sequence[int]] = None,
