@@ -138,9 +138,15 @@ def test_tokenize(client, server):
     body = {"prompt": PROMPT, "step": STEP}
     result = client.tokenize(**body)
     scored = raw_post(server, "/v1/score", {**body, "return_tokens": True})
-    # The scored tokens are the last ids of what tokenize reports.
-    assert result.ids[-scored["num_tokens"] :] == [t["id"] for t in scored["tokens"]]
-    assert isinstance(result.pieces, list) and len(result.pieces) >= 1
+    # The span tokenize reports holds exactly the ids /v1/score scores.
+    (span,) = result.spans
+    assert result.ids[span["start"] : span["end"]] == [t["id"] for t in scored["tokens"]]
+    assert result.num_tokens == len(result.ids) and result.bos_added in (True, False)
+    step_pieces = [p for p in result.pieces if p.scored]
+    assert len(step_pieces) == 1 and step_pieces[0].text == STEP
+    assert (step_pieces[0].start, step_pieces[0].end) == (span["start"], span["end"])
+    many = client.tokenize(items=[body, {"prompt": PROMPT, "step": "\n[assistant]: down"}])
+    assert isinstance(many, list) and len(many) == 2 and many[0].ids == result.ids
 
 
 def test_models_and_ready(client):

@@ -275,10 +275,14 @@ class Client:
         body = {"messages": messages, "segments": segments, "format": format, "data": data, "method": method, "model": model, **options}
         return Attribution.from_dict(self._post("/v1/attribute", body))
 
-    def tokenize(self, **body: Any) -> TokenizeResult:
+    def tokenize(self, **body: Any) -> Union[TokenizeResult, List[TokenizeResult]]:
         """What scoring would score for ``body`` (any body of /v1/score, /v1/trajectories/score,
-        /v1/rank or /v1/attribute): ids, whether BOS was added, and per piece its text and span."""
-        return TokenizeResult.from_dict(self._post("/v1/tokenize", body))
+        /v1/rank or /v1/attribute): ids, whether BOS was added, per piece its text and span, and
+        truncation. A body with ``items`` (or a rank's ``candidates``) gives one result each, in a list."""
+        answer = self._post("/v1/tokenize", body)
+        if "results" in answer:
+            return [TokenizeResult.from_dict(r, answer.get("model")) for r in answer["results"]]
+        return TokenizeResult.from_dict(answer)
 
     # ------------------------------------------------------------------------------------------
     # service

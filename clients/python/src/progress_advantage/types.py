@@ -188,18 +188,51 @@ class Attribution:
 
 
 @dataclass
+class TokenizedPiece:
+    """One piece (message, prompt, step) of a tokenized body: its text and ``[start, end)`` token span."""
+
+    text: Optional[str]
+    start: int
+    end: int
+    scored: bool
+    step: Optional[int] = None
+    role: Optional[str] = None
+    agent: Optional[str] = None
+    truncated: bool = False
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "TokenizedPiece":
+        return cls(d.get("text"), d["start"], d["end"], d["scored"], d.get("step"), d.get("role"), d.get("agent"), d.get("truncated", False))
+
+
+@dataclass
 class TokenizeResult:
     """What the scoring routes would score for a body (POST /v1/tokenize)."""
 
     ids: List[int]
-    bos_added: Optional[bool]
-    #: Per piece: its rendered text, token span, whether it is scored, step index and agent.
-    pieces: List[Dict[str, Any]]
+    bos_added: bool
+    pieces: List[TokenizedPiece]
+    #: The scored spans (index, start, end): token k of a span is scored by the log-prob at k - 1.
+    spans: List[Dict[str, Any]]
+    tokenization: Optional[str] = None
+    num_tokens: Optional[int] = None
+    truncated_tokens: int = 0
+    model: Optional[str] = None
     raw: Dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def from_dict(cls, d: Dict[str, Any]) -> "TokenizeResult":
-        return cls(ids=d.get("ids", []), bos_added=d.get("bos_added"), pieces=d.get("pieces", []), raw=d)
+    def from_dict(cls, d: Dict[str, Any], model: Optional[str] = None) -> "TokenizeResult":
+        return cls(
+            ids=d["ids"],
+            bos_added=d["bos_added"],
+            pieces=[TokenizedPiece.from_dict(p) for p in d.get("pieces", [])],
+            spans=d.get("spans", []),
+            tokenization=d.get("tokenization"),
+            num_tokens=d.get("num_tokens"),
+            truncated_tokens=d.get("truncated_tokens", 0),
+            model=d.get("model", model),
+            raw=d,
+        )
 
 
 @dataclass
