@@ -18,6 +18,7 @@ import { modelRoutes } from './api/models.js';
 import { openrlhfRoutes } from './api/openrlhf.js';
 import { ErrorBody } from './api/schemas.js';
 import { scoreRoutes } from './api/score.js';
+import { tokenizeRoutes } from './api/tokenize.js';
 import { trajectoryRoutes } from './api/trajectories.js';
 import { uiRoutes } from './api/ui.js';
 import { weaveRoutes } from './api/weave.js';
@@ -161,6 +162,7 @@ export function buildApp(config: Config, pool: ScorerPool, options: AppOptions =
     });
     scoreRoutes(scoped, ctx);
     trajectoryRoutes(scoped, ctx);
+    tokenizeRoutes(scoped, ctx);
     modelRoutes(scoped, ctx);
     infoRoutes(scoped, ctx);
     openrlhfRoutes(scoped, ctx);

@@ -39,6 +39,7 @@ const SERVE_FLAGS: [flag: string, key: keyof Config | null, description: string,
   ['--tokenizer <dir>', null, 'tokenizer directory (default: the policy directory)'],
   ['--beta <number>', null, 'KL coefficient β (default: the policy config.json kl_beta, else 1)', num],
   ['--name <name>', null, 'scorer name (default: default)'],
+  ['--tokenization <profile>', null, 'paper (default: BOS whenever the tokenizer names one, pieces encoded apart) or joint (as the tokenizer encodes the whole text)'],
   ['--device <device>', 'device', 'cpu, cuda, cuda:N or auto (auto falls back to cpu)'],
   ['--threads <n>', 'threads', 'intra-op threads per session (default: half the cores)', int],
   ['--host <host>', 'host', 'address to listen on (default 127.0.0.1)'],
@@ -86,13 +87,17 @@ export function configFromOptions(opts: Record<string, unknown>, given: (key: st
         reference: opts.reference,
         ...(opts.tokenizer ? { tokenizer: opts.tokenizer } : {}),
         ...(opts.beta !== undefined ? { beta: opts.beta } : {}),
+        ...(given('tokenization') ? { tokenization: opts.tokenization } : {}),
       },
     ];
-  } else if (given('beta') || given('name') || given('tokenizer')) {
+  } else if (given('beta') || given('name') || given('tokenizer') || given('tokenization')) {
     const scorers = config.scorers as Record<string, unknown>[];
-    if (scorers.length !== 1) throw new ConfigError('--beta/--name/--tokenizer apply to a single scorer; set them per scorer in the config file');
+    if (scorers.length !== 1) {
+      throw new ConfigError('--beta/--name/--tokenizer/--tokenization apply to a single scorer; set them per scorer in the config file');
+    }
     scorers[0] = {
       ...scorers[0],
+      ...(given('tokenization') ? { tokenization: opts.tokenization } : {}),
       ...(given('name') ? { name: opts.name } : {}),
       ...(given('tokenizer') ? { tokenizer: opts.tokenizer } : {}),
       ...(given('beta') ? { beta: opts.beta } : {}),
@@ -175,6 +180,7 @@ async function serve(config: Config): Promise<void> {
   if (stopping) return;
   metrics.recordModels(pool.list());
   for (const s of pool.list()) {
+    for (const warning of s.warnings) logger.warn({ scorer: s.name }, warning);
     for (const [role, info] of [['policy', s.engine.policyInfo], ['reference', s.engine.referenceInfo]] as const) {
       if (s.device === 'auto' && !info.provider.startsWith('cuda')) {
         logger.warn({ scorer: s.name, role, device: s.device, provider: info.provider }, 'device auto: the CUDA execution provider is unavailable; falling back to CPU');

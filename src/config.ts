@@ -31,6 +31,8 @@ export const ScorerConfigSchema = Type.Object(
     beta: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
     device: Type.Optional(Device),
     max_length: Type.Optional(Type.Integer({ minimum: 2 })),
+    /** Default tokenization profile of this scorer's requests (design §2): paper (default) or joint. */
+    tokenization: Type.Optional(Type.Union([Type.Literal('paper'), Type.Literal('joint')])),
   },
   { additionalProperties: false },
 );

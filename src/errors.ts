@@ -14,6 +14,21 @@ export class ServiceError extends Error {
     super(message);
     this.name = 'ServiceError';
   }
+
+  /** Index of the request's `items` entry at fault, when the error is about one item. */
+  item?: number;
+}
+
+/** Runs `fn` on each item; a ServiceError from one names it (`error.item` = its index). */
+export function eachItem<T, R>(items: readonly T[], fn: (item: T, index: number) => R, named = true): R[] {
+  return items.map((item, index) => {
+    try {
+      return fn(item, index);
+    } catch (err) {
+      if (named && err instanceof ServiceError && err.item === undefined) err.item = index;
+      throw err;
+    }
+  });
 }
 
 /** Valid JSON whose content cannot be scored (empty step, ids outside the vocabulary, too long). */

@@ -8,6 +8,7 @@ import { resolveModelDir } from './engine/model-dir.js';
 import { ScorerEngine, type EngineObserver } from './engine/scorer.js';
 import { closeTopKEngines } from './engine/topk-engine.js';
 import { loadTokenizer, type TextTokenizer } from './text/tokenizer.js';
+import type { TokenizationProfile } from './text/pieces.js';
 
 export interface Scorer {
   name: string;
@@ -16,9 +17,22 @@ export interface Scorer {
   maxLength: number;
   /** The model's vocabulary: ids at or above it are rejected before they reach the engine. */
   vocabSize: number;
+  /** Where maxLength came from (the config, the policy's config.json key, the tokenizer, the fallback). */
+  maxLengthSource: string;
   tokenizer: TextTokenizer;
+  /** The scorer's default tokenization profile (design §2); a request's `tokenization` overrides it. */
+  tokenization: TokenizationProfile;
   engine: ScorerEngine;
   device: string;
+  /** Problems found at load that serving does not refuse (logged at start-up, listed by /v1/models). */
+  warnings: string[];
+}
+
+function maxLengthOf(sc: ScorerConfig, policy: ReturnType<typeof resolveModelDir>, tokenizer: TextTokenizer): { maxLength: number; maxLengthSource: string } {
+  if (sc.max_length !== undefined) return { maxLength: sc.max_length, maxLengthSource: 'config max_length' };
+  if (policy.maxPositions !== null) return { maxLength: policy.maxPositions, maxLengthSource: `policy ${policy.maxPositionsFrom}` };
+  if (tokenizer.modelMaxLength !== null) return { maxLength: tokenizer.modelMaxLength, maxLengthSource: 'tokenizer_config.json model_max_length' };
+  return { maxLength: FALLBACK_MAX_LENGTH, maxLengthSource: `default ${FALLBACK_MAX_LENGTH} (no model or tokenizer file gives one)` };
 }
 
 const FALLBACK_MAX_LENGTH = 2048;
@@ -75,15 +89,24 @@ export class ScorerPool {
     // 1000-row embedding, and token-id requests (prompt_ids/step_ids) are exact for them. Any
     // request whose ids (BOS included) fall outside the model's vocabulary gets a 422
     // ids_out_of_vocabulary from compile, which names this mismatch.
+    // It is reported, though: start-up logs a warning and /v1/models says so.
     const vocabSize = engine.vocabSize;
+    const warnings: string[] = [];
+    if (tokenizer.vocabSize > vocabSize) {
+      warnings.push(
+        `the tokenizer has ${tokenizer.vocabSize} ids but the model's vocabulary has ${vocabSize}: text whose tokens are ids ≥ ${vocabSize} is refused (422 ids_out_of_vocabulary); check that this tokenizer belongs to this model`,
+      );
+    }
     return {
       name: sc.name,
       beta: sc.beta ?? policyDir.klBeta ?? 1,
-      maxLength: sc.max_length ?? policyDir.maxPositions ?? tokenizer.modelMaxLength ?? FALLBACK_MAX_LENGTH,
+      ...maxLengthOf(sc, policyDir, tokenizer),
       vocabSize,
       tokenizer,
+      tokenization: sc.tokenization ?? 'paper',
       engine,
       device,
+      warnings,
     };
   }
 

@@ -41,6 +41,13 @@ describe('configuration', () => {
     expect(c.scorers).toEqual([{ name: 'x', policy: '/m/p', reference: '/m/r', beta: 0.05 }]);
   });
 
+  it('--tokenization sets the scorer\'s profile (with --policy or on the one configured scorer); anything but paper/joint is refused', () => {
+    const c = configFromOptions({ policy: '/m/p', reference: '/m/r', tokenization: 'joint' }, givenKeys('policy', 'reference', 'tokenization'));
+    expect(c.scorers).toEqual([{ name: 'default', policy: '/m/p', reference: '/m/r', tokenization: 'joint' }]);
+    expect(configFromOptions({ tokenization: 'paper' }, givenKeys('tokenization')).scorers[0].tokenization).toBe('paper');
+    expect(() => configFromOptions({ tokenization: 'bpe' }, givenKeys('tokenization'))).toThrow(/tokenization/);
+  });
+
   it('--policy without --reference is an error', () => {
     expect(() => configFromOptions({ policy: '/m/p' }, givenKeys('policy'))).toThrow(ConfigError);
   });

@@ -35,8 +35,10 @@ function validationReply(fe: FastifyError): { status: number; code: string; mess
   return { status: 400, code: 'invalid_request', message: fe.message, headers: {} };
 }
 
-export function toErrorReply(err: FastifyError | Error): { status: number; code: string; message: string; headers: Record<string, string> } {
-  if (err instanceof ServiceError) return { status: err.status, code: err.code, message: err.message, headers: err.headers };
+export function toErrorReply(err: FastifyError | Error): { status: number; code: string; message: string; headers: Record<string, string>; item?: number } {
+  if (err instanceof ServiceError) {
+    return { status: err.status, code: err.code, message: err.message, headers: err.headers, ...(err.item !== undefined ? { item: err.item } : {}) };
+  }
   const fe = err as FastifyError;
   if (fe.validation) return validationReply(fe);
   const mapped = fe.code ? FASTIFY_CODES[fe.code] : undefined;
@@ -55,7 +57,8 @@ export function errorHandling(app: FastifyInstance, metrics: Metrics): void {
     const e = toErrorReply(err as Error);
     if (e.status >= 500 && e.code === 'internal_error') request.log.error({ err }, 'unhandled error');
     metrics.failures.inc({ code: e.code });
-    void reply.code(e.status).headers(e.headers).send({ error: { code: e.code, message: e.message } });
+    const error = { code: e.code, message: e.message, ...(e.item !== undefined ? { item: e.item } : {}) };
+    void reply.code(e.status).headers(e.headers).send({ error });
   });
   app.setNotFoundHandler((request, reply) => {
     metrics.failures.inc({ code: 'not_found' });

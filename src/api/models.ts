@@ -2,6 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config.js';
 import type { SessionInfo } from '../engine/session.js';
+import type { Scorer } from '../pool.js';
 import type { RouteContext } from './context.js';
 import { ModelsResponse, errorResponses } from './schemas.js';
 
@@ -12,6 +13,20 @@ export const describeModel = (info: SessionInfo) => ({
   provider: info.provider,
   lm_head_gathered: info.gatherBeforeLmHead,
 });
+
+/** A scorer's tokenization facts, as /v1/models reports them. */
+export function describeTokenization(s: Scorer) {
+  const tok = s.tokenizer;
+  return {
+    profile: s.tokenization,
+    bos_token: tok.specialTokens.bos_token ?? null,
+    bos_id: tok.bosId,
+    bos_added: { paper: tok.bosId !== null, joint: tok.bosId !== null && tok.jointPrefix[0] === tok.bosId },
+    add_bos_token: tok.addBosToken,
+    tokenizer_size: tok.vocabSize,
+    tokenizer_exceeds_model: tok.vocabSize > s.vocabSize,
+  };
+}
 
 export function modelRoutes(app: FastifyInstance, ctx: RouteContext): void {
   app.get(
@@ -26,7 +41,10 @@ export function modelRoutes(app: FastifyInstance, ctx: RouteContext): void {
           object: 'scorer' as const,
           beta: s.beta,
           max_length: s.maxLength,
+          max_length_source: s.maxLengthSource,
           vocab_size: s.vocabSize,
+          tokenization: describeTokenization(s),
+          warnings: s.warnings,
           device: s.device,
           policy: describeModel(s.engine.policyInfo),
           reference: describeModel(s.engine.referenceInfo),

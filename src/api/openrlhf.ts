@@ -10,9 +10,9 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { ServiceError, badRequest, unprocessable } from '../errors.js';
-import { advantageFor, compileLimits, resolveBeta } from '../pipeline/options.js';
+import { resolveBeta } from '../pipeline/options.js';
+import { compileScoreRequest, scoreResult, type ScoreItem } from '../pipeline/score.js';
 import type { TokenAggregate } from '../scoring/index.js';
-import { compileStep } from '../text/compile.js';
 import { runScoring, type RouteContext } from './context.js';
 import { TokenAggregate as TokenAggregateSchema, errorResponses } from './schemas.js';
 
@@ -62,16 +62,12 @@ export function splitQueries(query: readonly string[], prompts: readonly string[
   }
   return query.map((q, i) => {
     if (!q.startsWith(prompts[i])) {
-      throw unprocessable('prompt_not_prefix', `prompts[${i}] is not a prefix of query[${i}]; each query must be its prompt followed by the response`);
+      const err = unprocessable('prompt_not_prefix', `prompts[${i}] is not a prefix of query[${i}]; each query must be its prompt followed by the response`);
+      err.item = i;
+      throw err;
     }
     return { prompt: prompts[i], response: q.slice(prompts[i].length) };
   });
-}
-
-/** An item's compile error, re-thrown with the index of the query at fault. */
-function atIndex(i: number, err: unknown): never {
-  if (err instanceof ServiceError) throw new ServiceError(err.status, err.code, `query[${i}]: ${err.message}`, err.headers);
-  throw err;
 }
 
 export function openrlhfRoutes(app: FastifyInstance, ctx: RouteContext): void {
@@ -94,26 +90,36 @@ export function openrlhfRoutes(app: FastifyInstance, ctx: RouteContext): void {
       const body = request.body as RewardBody;
       const options = request.query as { model?: string; token_aggregate?: TokenAggregate; beta?: string };
       const scorer = ctx.pool.get(options.model);
-      const beta = resolveBeta(options.beta === undefined ? undefined : Number(options.beta), scorer);
+      const beta = options.beta === undefined ? undefined : Number(options.beta);
+      resolveBeta(beta, scorer); // the URL's β is no query's fault
       const pairs = splitQueries(body.query, body.prompts);
-      const { sequences, scores } = await runScoring(request, reply, ctx, scorer, () =>
-        pairs.map((p, i) => {
-          try {
-            return compileStep({ prompt: p.prompt, step: p.response }, scorer.tokenizer, compileLimits(scorer, {}));
-          } catch (err) {
-            return atIndex(i, err);
-          }
-        }),
-      );
-      const results = scores.map((s) => advantageFor(s, beta, { token_aggregate: options.token_aggregate }));
+      // Exactly /v1/score's items: {prompt, step: response}, with the URL's options for all of them.
+      const score = {
+        items: pairs.map((p): ScoreItem => ({ prompt: p.prompt, step: p.response })),
+        token_aggregate: options.token_aggregate,
+        beta,
+      };
+      let items: ScoreItem[] = [];
+      const { sequences, scores } = await runScoring(request, reply, ctx, scorer, () => {
+        try {
+          const compiled = compileScoreRequest(score, scorer);
+          items = compiled.items;
+          return compiled.compiled.map((c) => c.sequence);
+        } catch (err) {
+          // error.item is the query's index; the message says so too.
+          if (err instanceof ServiceError && err.item !== undefined) err.message = `query[${err.item}]: ${err.message}`;
+          throw err;
+        }
+      });
+      const results = items.map((item, i) => scoreResult(item, sequences[i], scores[i], scorer) as { advantage: number; policy_logprob: number; reference_logprob: number; num_tokens: number });
       const rewards = results.map((r) => r.advantage);
       return {
         rewards,
         scores: rewards,
         extra_logs: {
-          policy_logprob: results.map((r) => r.policyLogprob),
-          reference_logprob: results.map((r) => r.referenceLogprob),
-          num_tokens: sequences.map((s) => s.spans[0].end - s.spans[0].start),
+          policy_logprob: results.map((r) => r.policy_logprob),
+          reference_logprob: results.map((r) => r.reference_logprob),
+          num_tokens: results.map((r) => r.num_tokens),
         },
       };
     },

@@ -9,6 +9,7 @@ export const ErrorBody = Type.Object(
     error: Type.Object({
       code: Type.String({ description: 'Stable machine-readable code, e.g. empty_step, overloaded' }),
       message: Type.String({ description: 'Human-readable explanation' }),
+      item: Type.Optional(Type.Integer({ description: 'Index of the `items` entry at fault, when the error is about one item' })),
     }),
   },
   { $id: 'ErrorBody', description: 'Every non-2xx answer has this body' },
@@ -36,6 +37,13 @@ export const ScoreOptions = {
   return_tokens: Type.Optional(Type.Boolean({ description: 'Include per-token log-probs and log-ratios' })),
   truncate: Type.Optional(
     Type.Boolean({ description: 'Left-truncate context that does not fit (default true); false answers 422 instead' }),
+  ),
+  tokenization: Type.Optional(
+    Type.Union([Type.Literal('paper'), Type.Literal('joint')], {
+      description:
+        'How text becomes tokens (default: the scorer\'s, GET /v1/models). "paper": BOS whenever the tokenizer names one, each piece encoded on its own; ' +
+        '"joint": the whole rendering encoded once with the tokenizer\'s own special tokens, a piece\'s tokens those starting inside it',
+    }),
   ),
 };
 
@@ -108,7 +116,24 @@ export const ModelsResponse = Type.Object({
       object: Type.Literal('scorer'),
       beta: Type.Number(),
       max_length: Type.Integer(),
-      vocab_size: Type.Integer(),
+      max_length_source: Type.String({ description: 'Where max_length came from: the config, the policy\'s config.json key, the tokenizer, or the default' }),
+      vocab_size: Type.Integer({ description: 'The model\'s vocabulary (ids at or above it are refused)' }),
+      tokenization: Type.Object(
+        {
+          profile: Type.Union([Type.Literal('paper'), Type.Literal('joint')], { description: 'The default profile of this scorer\'s requests' }),
+          bos_token: Type.Union([Type.String(), Type.Null()], { description: 'The tokenizer\'s bos_token' }),
+          bos_id: Type.Union([Type.Integer(), Type.Null()]),
+          bos_added: Type.Object(
+            { paper: Type.Boolean(), joint: Type.Boolean() },
+            { description: 'Whether text input gets BOS in front under each profile (paper: whenever the tokenizer names one; joint: as the tokenizer adds it)' },
+          ),
+          add_bos_token: Type.Union([Type.Boolean(), Type.Null()], { description: 'tokenizer_config.json add_bos_token as written' }),
+          tokenizer_size: Type.Integer({ description: 'The tokenizer\'s ids, added tokens included: max id + 1' }),
+          tokenizer_exceeds_model: Type.Boolean({ description: 'The tokenizer can produce ids the model does not have (tokenizer_size > vocab_size)' }),
+        },
+        { description: 'How this scorer turns text into tokens (design §2)' },
+      ),
+      warnings: Type.Array(Type.String(), { description: 'Problems found at load that serving does not refuse (also logged at start-up)' }),
       device: Type.String(),
       policy: Type.Object({ file: Type.String(), sha256: Type.String(), provider: Type.String(), lm_head_gathered: Type.Boolean() }),
       reference: Type.Object({ file: Type.String(), sha256: Type.String(), provider: Type.String(), lm_head_gathered: Type.Boolean() }),

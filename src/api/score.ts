@@ -1,37 +1,12 @@
 /**
  * POST /v1/score (and its alias POST /score): one step, or {items:[...]} many.
- * Thin: compile (text/) → engine → scoring/ → JSON.
+ * Thin: pipeline/score (compile) → engine → pipeline/score (result) → JSON.
  */
 import type { FastifyInstance } from 'fastify';
-import { advantageFor, batchItems, compileLimits, resolveBeta, tokenDetail, type ScoringOptions } from '../pipeline/options.js';
+import { compileScoreRequest, scoreResult, type ScoreBody } from '../pipeline/score.js';
 import { usageOf } from '../pipeline/split.js';
-import type { Scorer } from '../pool.js';
-import type { Sequence, TokenScores } from '../sequence.js';
-import { compileStep } from '../text/compile.js';
-import { errorResponses, ScoreResponse, scoreRequestSchema, type ScoreItem, type ScoreRequest } from './schemas.js';
+import { errorResponses, ScoreResponse, scoreRequestSchema } from './schemas.js';
 import { runScoring, type RouteContext } from './context.js';
-
-const OPTION_KEYS = ['beta', 'token_aggregate', 'token_aggregate_mode', 'return_tokens', 'truncate'] as const;
-/** What one step is made of: per item only, never request-wide. */
-const STEP_FIELDS = ['prompt', 'prompt_ids', 'step', 'step_ids'] as const;
-
-
-function scoreResult(item: ScoreItem, seq: Sequence, scores: TokenScores, scorer: Scorer) {
-  const beta = resolveBeta(item.beta, scorer);
-  const r = advantageFor(scores, beta, item as ScoringOptions);
-  const span = seq.spans[0];
-  const result: Record<string, unknown> = {
-    advantage: r.advantage,
-    log_ratio: r.logRatio,
-    beta,
-    policy_logprob: r.policyLogprob,
-    reference_logprob: r.referenceLogprob,
-    num_tokens: span.end - span.start,
-    truncated: (seq.truncatedTokens ?? 0) > 0,
-  };
-  if (item.return_tokens) result.tokens = tokenDetail(scorer, seq.ids.slice(span.start, span.end), scores.policy, scores.reference);
-  return result;
-}
 
 export function scoreRoutes(app: FastifyInstance, ctx: RouteContext): void {
   const schema = {
@@ -43,13 +18,14 @@ export function scoreRoutes(app: FastifyInstance, ctx: RouteContext): void {
     response: { 200: ScoreResponse, ...errorResponses },
   };
   const handler = async (request: any, reply: any) => {
-    const body = request.body as ScoreRequest;
+    const body = request.body as ScoreBody;
     const scorer = ctx.pool.get(body.model);
-    const items = body.items ? batchItems<ScoreItem>({ ...body, items: body.items }, OPTION_KEYS, STEP_FIELDS) : [body as ScoreItem];
-    for (const item of items) resolveBeta(item.beta, scorer); // reject a bad β before any work
-    const { sequences, scores } = await runScoring(request, reply, ctx, scorer, () =>
-      items.map((item) => compileStep(item, scorer.tokenizer, compileLimits(scorer, item))),
-    );
+    let items: ReturnType<typeof compileScoreRequest>['items'] = [];
+    const { sequences, scores } = await runScoring(request, reply, ctx, scorer, () => {
+      const compiled = compileScoreRequest(body, scorer);
+      items = compiled.items;
+      return compiled.compiled.map((c) => c.sequence);
+    });
     const results = items.map((item, i) => scoreResult(item, sequences[i], scores[i], scorer));
     const usage = usageOf(sequences);
     return body.items ? { model: scorer.name, results, usage } : { model: scorer.name, ...results[0], usage };

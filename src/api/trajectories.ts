@@ -5,9 +5,16 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Scorer } from '../pool.js';
 import type { AttributionMethod } from '../scoring/index.js';
-import { attributeResult, compileTrajectoryRequest, trajectoryResult, type CompiledTrajectory, type TrajectoryRequest } from '../pipeline/trajectory.js';
+import {
+  attributeResult,
+  compileTrajectoryBody,
+  compileTrajectoryRequest,
+  trajectoryResult,
+  type CompiledTrajectory,
+  type TrajectoryBody,
+  type TrajectoryRequest,
+} from '../pipeline/trajectory.js';
 import { compileRank, rankResult, type RankRequest } from '../pipeline/rank.js';
-import { batchItems } from '../pipeline/options.js';
 import { usageOf } from '../pipeline/split.js';
 import { runScoring, type RouteContext } from './context.js';
 import { errorResponses } from './schemas.js';
@@ -19,18 +26,6 @@ import {
   trajectoryRequestSchema,
   TrajectoryResponse,
 } from './trajectory-schemas.js';
-
-const ITEM_OPTION_KEYS = ['beta', 'token_aggregate', 'token_aggregate_mode', 'return_tokens', 'truncate', 'baselines', 'render', 'action_roles', 'tools'] as const;
-/** What one trajectory is made of: per item only, never request-wide. */
-const TRAJECTORY_FIELDS = ['messages', 'segments', 'format', 'data'] as const;
-
-type TrajectoryBody = TrajectoryRequest & { model?: string; items?: TrajectoryRequest[]; timeout_ms?: number };
-
-function itemsOf(body: TrajectoryBody): TrajectoryRequest[] {
-  if (body.items) return batchItems<TrajectoryRequest>({ ...body, items: body.items }, ITEM_OPTION_KEYS, TRAJECTORY_FIELDS);
-  const { model: _m, items: _i, timeout_ms: _t, ...single } = body;
-  return [single];
-}
 
 async function scoreCompiled(request: FastifyRequest, reply: FastifyReply, ctx: RouteContext, model: string | undefined, compileAll: (scorer: Scorer) => CompiledTrajectory[]) {
   const scorer = ctx.pool.get(model);
@@ -58,10 +53,7 @@ export function trajectoryRoutes(app: FastifyInstance, ctx: RouteContext): void 
     },
     async (request, reply) => {
       const body = request.body as TrajectoryBody;
-      const items = itemsOf(body);
-      const { scorer, compiled, sequences, scores } = await scoreCompiled(request, reply, ctx, body.model, (s) =>
-        items.map((item) => compileTrajectoryRequest(item, s)),
-      );
+      const { scorer, compiled, sequences, scores } = await scoreCompiled(request, reply, ctx, body.model, (s) => compileTrajectoryBody(body, s));
       const results = compiled.map((c, i) => trajectoryResult(c, scores[i], scorer));
       const usage = usageOf(sequences);
       return body.items ? { model: scorer.name, results, usage } : { model: scorer.name, ...results[0], usage };
@@ -108,7 +100,7 @@ export function trajectoryRoutes(app: FastifyInstance, ctx: RouteContext): void 
     async (request, reply) => {
       const body = request.body as RankRequest & { model?: string };
       const scorer = ctx.pool.get(body.model);
-      const { sequences, scores } = await runScoring(request, reply, ctx, scorer, () => compileRank(body, scorer));
+      const { sequences, scores } = await runScoring(request, reply, ctx, scorer, () => compileRank(body, scorer).map((c) => c.sequence));
       return { model: scorer.name, ...rankResult(body, sequences, scores, scorer), usage: usageOf(sequences) };
     },
   );

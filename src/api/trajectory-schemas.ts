@@ -4,16 +4,17 @@
 import { Type, type TSchema } from '@sinclair/typebox';
 import { ScoreOptions, TokenIds, TokenScore, Usage } from './schemas.js';
 
+const ToolArguments = Type.Union([Type.String(), Type.Object({}, { additionalProperties: true })]);
+
 const ToolCall = Type.Object(
   {
     id: Type.Optional(Type.String()),
     type: Type.Optional(Type.String()),
-    function: Type.Object({
-      name: Type.String(),
-      arguments: Type.Union([Type.String(), Type.Object({}, { additionalProperties: true })]),
-    }),
+    function: Type.Optional(Type.Object({ name: Type.String(), arguments: ToolArguments })),
+    name: Type.Optional(Type.String({ description: 'τ²-bench shape {name, arguments}, instead of function' })),
+    arguments: Type.Optional(ToolArguments),
   },
-  { additionalProperties: true },
+  { additionalProperties: true, description: 'OpenAI shape {function: {name, arguments}} or τ²-bench shape {name, arguments}' },
 );
 
 export const Message = Type.Object(
@@ -53,6 +54,10 @@ const RenderMode = Type.Union([Type.Literal('plain'), Type.Literal('chat_templat
   description: '"plain" (default): "[role]: content" lines, the paper\'s format; "chat_template": the tokenizer\'s Jinja template',
 });
 
+const PlainLabel = Type.Union([Type.Literal('role'), Type.Literal('name')], {
+  description: 'Plain rendering\'s label: "role" (default, the paper\'s "[role]: ") or "name" (the speaking agent\'s name where the message has one)',
+});
+
 const MAX_MESSAGES = 4096;
 
 /** The fields that say what the trajectory is. */
@@ -62,6 +67,7 @@ const TrajectoryFields = {
   format: Type.Optional(TrajectoryFormat),
   data: Type.Optional(Type.Unknown({ description: 'One record in `format`' })),
   render: Type.Optional(RenderMode),
+  label: Type.Optional(PlainLabel),
   action_roles: Type.Optional(
     Type.Array(Type.String(), { maxItems: 256, description: 'Roles or agent names whose messages are steps (default ["assistant"])' }),
   ),
@@ -202,6 +208,7 @@ export function rankRequestSchema(maxItems: number): TSchema {
         { minItems: 1, maxItems, description: 'Strings (one step each), step lists, or message lists' },
       ),
       render: Type.Optional(RenderMode),
+      label: Type.Optional(PlainLabel),
       step_aggregate: Type.Optional(StepAggregate),
       timeout_ms: Type.Optional(Type.Integer({ minimum: 1, maximum: 3_600_000 })),
       ...RankOptions,

@@ -242,7 +242,7 @@ export function weaveRoutes(app: FastifyInstance, ctx: RouteContext): void {
 
       const scorer = ctx.pool.get(settings.model);
       const rank: RankRequest = { messages: parts.context, candidates: [parts.turn], beta: settings.beta, token_aggregate: settings.token_aggregate };
-      const { sequences, scores } = await runScoring(request, reply, ctx, scorer, () => compileRank(rank, scorer));
+      const { sequences, scores } = await runScoring(request, reply, ctx, scorer, () => compileRank(rank, scorer).map((c) => c.sequence));
       const scored = rankResult(rank, sequences, scores, scorer).candidates[0];
       const kept = scored.steps.filter((s) => !s.truncated);
       if (kept.length === 0) throw unprocessable('output_truncated', 'the output does not fit in the model\'s max length; nothing of it could be scored');

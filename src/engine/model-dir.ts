@@ -13,6 +13,8 @@ export interface ModelDir {
   /** From config.json / genai_config.json when present. */
   vocabSize: number | null;
   maxPositions: number | null;
+  /** Where maxPositions was read, e.g. "config.json max_position_embeddings". */
+  maxPositionsFrom: string | null;
   /** config.json `kl_beta`: the β the policy was trained with. */
   klBeta: number | null;
 }
@@ -43,6 +45,12 @@ function positiveInt(...values: unknown[]): number | null {
   return null;
 }
 
+/** The first positive integer among `file key` candidates, with where it was found. */
+function firstPositive(candidates: [string, unknown][]): { value: number | null; from: string | null } {
+  for (const [from, v] of candidates) if (typeof v === 'number' && Number.isInteger(v) && v > 0) return { value: v, from };
+  return { value: null, from: null };
+}
+
 export function resolveModelDir(dirArg: string): ModelDir {
   const dir = path.resolve(dirArg);
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
@@ -56,17 +64,19 @@ export function resolveModelDir(dirArg: string): ModelDir {
     throw new ModelDirError(`${dir}: no ONNX model found (looked for ${ONNX_CANDIDATES.join(', ')})`);
   }
   const klBeta = typeof config.kl_beta === 'number' && config.kl_beta > 0 ? config.kl_beta : null;
+  const positions = firstPositive([
+    ['config.json max_position_embeddings', config.max_position_embeddings],
+    ['config.json n_positions', config.n_positions],
+    ['config.json n_ctx', config.n_ctx],
+    ['config.json max_sequence_length', config.max_sequence_length],
+    ['genai_config.json context_length', genai.context_length],
+  ]);
   return {
     dir,
     onnxFile: found,
     vocabSize: positiveInt(config.vocab_size, genai.vocab_size),
-    maxPositions: positiveInt(
-      config.max_position_embeddings,
-      config.n_positions,
-      config.n_ctx,
-      config.max_sequence_length,
-      genai.context_length,
-    ),
+    maxPositions: positions.value,
+    maxPositionsFrom: positions.from,
     klBeta,
   };
 }

@@ -23,6 +23,7 @@ const SCORER_FLAGS = [
   '--tokenizer',
   '--beta',
   '--name',
+  '--tokenization',
   '--device',
   '--threads',
   '--max-batch-tokens',
@@ -53,6 +54,7 @@ export function addOfflineCommands(program: Command, deps: OfflineCommandDeps): 
     .option('--model <name>', 'scorer to use when the config names several (default: "default", else the first)')
     .option('--baselines', 'also compute the confidence baselines (needed for their rows in eval)')
     .addOption(new Option('--render <mode>', 'message rendering').choices(['plain', 'chat_template']))
+    .addOption(new Option('--label <label>', 'plain rendering\'s label: role (the paper) or name (the speaker\'s name)').choices(['role', 'name']))
     .addOption(new Option('--token-aggregate <how>', 'token aggregate of a step').choices(['sum', 'mean', 'min', 'max', 'last']))
     .option('--no-truncate', 'refuse (error line) a trajectory longer than the model instead of left-truncating it')
     .option('--concurrency <n>', 'trajectories in flight at once; the batcher batches them (default 32)', positiveInt)
@@ -63,6 +65,7 @@ export function addOfflineCommands(program: Command, deps: OfflineCommandDeps): 
     const request: ScoreRequestOptions = {
       ...(opts.baselines ? { baselines: true } : {}),
       ...(opts.render ? { render: opts.render as ScoreRequestOptions['render'] } : {}),
+      ...(opts.label ? { label: opts.label as ScoreRequestOptions['label'] } : {}),
       ...(opts.tokenAggregate ? { token_aggregate: opts.tokenAggregate as ScoreRequestOptions['token_aggregate'] } : {}),
       ...(opts.truncate === false ? { truncate: false } : {}),
     };

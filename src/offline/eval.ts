@@ -277,7 +277,14 @@ export interface FaReport {
   methods: Record<string, FaMetrics>;
 }
 
-const agentOf = (s: ScoredStep) => s.name ?? s.role ?? null;
+/**
+ * The step's agent: its name, else its role. Who&When's Hand-Crafted (Magentic-One) roles carry
+ * Orchestrator's sub-role in parentheses ("Orchestrator (thought)"), which mistake_agent omits.
+ */
+const agentOf = (s: ScoredStep) => {
+  const agent = s.name ?? s.role ?? null;
+  return agent === null ? null : agent.replace(/\s*\(.*\)\s*$/, '') || agent;
+};
 
 function predictorOutcome(c: FaCase, position: number): FaOutcome {
   const steps = c.line.steps!;

@@ -24,7 +24,7 @@ import { readTrajectoryFile, TrajectoryFileError, type FileTrajectory, type Traj
 /** The per-trajectory options of POST /v1/trajectories/score that apply to a whole file. */
 export type ScoreRequestOptions = Pick<
   TrajectoryRequest,
-  'render' | 'beta' | 'token_aggregate' | 'token_aggregate_mode' | 'baselines' | 'return_tokens' | 'truncate'
+  'render' | 'label' | 'beta' | 'token_aggregate' | 'token_aggregate_mode' | 'baselines' | 'return_tokens' | 'truncate' | 'tokenization'
 >;
 
 export interface Progress {
@@ -90,13 +90,8 @@ export function completedIds(output: string): Set<string> {
 }
 
 function requestFor(t: FileTrajectory, options: ScoreRequestOptions): TrajectoryRequest {
-  const { messages, action_roles, tools } = t.trajectory;
-  return {
-    ...options,
-    messages,
-    ...(action_roles ? { action_roles } : {}),
-    ...(tools ? { tools } : {}),
-  };
+  // As format + data would be: the format's steps and rendering rules (Who&When) come along.
+  return { ...options, adapted: t.trajectory };
 }
 
 /** Scores `trajectories` not yet in `options.output`, appending their lines in input order. */

@@ -2,8 +2,9 @@
  * Echo log-probs of one model (POST /v1/completions): every token of a prompt scored by the
  * scorer's policy or its reference, with each position's top-K over the vocabulary. No HTTP here.
  *
- * A text prompt is compiled as one scored segment (the scorer's tokenization: BOS when the
- * tokenizer names one, then the text); token ids are used as given, with no BOS added. Token 0
+ * A text prompt is compiled as one scored segment in the scorer's tokenization profile (paper:
+ * BOS when the tokenizer names one, then the text; joint: the tokenizer's own special tokens, as
+ * vLLM tokenizes a prompt); token ids are used as given, with no BOS added. Token 0
  * has no context and gets no log-prob. Prompts longer than the model's max length are refused
  * (422 input_too_long), never truncated: an echo must cover the whole prompt.
  */
@@ -13,7 +14,7 @@ import { topKEngineFor, type ModelRole } from '../engine/topk-engine.js';
 import { ServiceError, unprocessable } from '../errors.js';
 import type { Scorer } from '../pool.js';
 import { compileTrajectory } from '../text/compile.js';
-import { compileLimits } from './options.js';
+import { compileLimits, resolveTokenization } from './options.js';
 
 export type CompletionPrompt = string | number[];
 
@@ -46,7 +47,7 @@ function promptIds(prompt: CompletionPrompt, scorer: Scorer): number[] {
       checkId(text[0], 0, scorer.vocabSize);
       return text;
     }
-    return compileTrajectory({ segments: [{ text: prompt, score: true }] }, scorer.tokenizer, limits).ids;
+    return compileTrajectory({ segments: [{ text: prompt, score: true }], tokenization: resolveTokenization(undefined, scorer) }, scorer.tokenizer, limits).ids;
   }
   if (prompt.length === 0) throw unprocessable('empty_prompt', 'the prompt has no tokens');
   if (prompt.length === 1) {

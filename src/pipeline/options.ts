@@ -2,6 +2,7 @@
 import { badRequest, unprocessable } from '../errors.js';
 import type { Scorer } from '../pool.js';
 import { stepAdvantage, type AggregateMode, type StepAdvantage, type TokenAggregate } from '../scoring/index.js';
+import type { TokenizationProfile } from '../text/pieces.js';
 
 export interface ScoringOptions {
   beta?: number;
@@ -9,6 +10,12 @@ export interface ScoringOptions {
   token_aggregate_mode?: AggregateMode;
   return_tokens?: boolean;
   truncate?: boolean;
+  tokenization?: TokenizationProfile;
+}
+
+/** The request's tokenization profile, else the scorer's (design §2). */
+export function resolveTokenization(requested: TokenizationProfile | undefined, scorer: Scorer): TokenizationProfile {
+  return requested ?? scorer.tokenization;
 }
 
 /**

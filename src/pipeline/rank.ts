@@ -7,10 +7,10 @@ import { badRequest, unprocessable } from '../errors.js';
 import type { Scorer } from '../pool.js';
 import { aggregateSteps, type StepAggregate } from '../scoring/index.js';
 import type { Sequence } from '../sequence.js';
-import { compileStep, compileTrajectory } from '../text/compile.js';
-import { validateMessages, type Message } from '../text/messages.js';
+import { compileStepDetailed, compileTrajectoryDetailed, type Compiled, type PlainLabel } from '../text/compile.js';
+import { DEFAULT_ACTION_ROLES, isStep, validateMessages, type Message } from '../text/messages.js';
 import type { RenderMode } from '../text/pieces.js';
-import { advantageFor, compileLimits, resolveBeta, type ScoringOptions } from './options.js';
+import { advantageFor, compileLimits, resolveBeta, resolveTokenization, type ScoringOptions } from './options.js';
 import { spanScores } from './split.js';
 
 export type Candidate = string | string[] | Message[];
@@ -21,6 +21,7 @@ export interface RankRequest extends ScoringOptions {
   candidates: Candidate[];
   step_aggregate?: StepAggregate;
   render?: RenderMode;
+  label?: PlainLabel;
 }
 
 export interface RankResult {
@@ -44,33 +45,42 @@ function contextMessages(request: RankRequest): Message[] {
   return [{ role: 'user', content: request.prompt ?? '' }];
 }
 
-function compileCandidate(request: RankRequest, candidate: Candidate, i: number, scorer: Scorer): Sequence {
+/**
+ * One candidate → Compiled. The candidates share their prompt's pieces, which are encoded once
+ * per request (paper: the tokenizer's piece cache holds them; joint encodes each whole sequence).
+ */
+function compileCandidate(request: RankRequest, candidate: Candidate, i: number, scorer: Scorer): Compiled {
   const limits = compileLimits(scorer, request);
+  const tokenization = resolveTokenization(request.tokenization, scorer);
+  const tok = scorer.tokenizer;
   if (typeof candidate === 'string') {
-    if (request.messages !== undefined) return compileStep({ messages: request.messages, step: candidate, render: request.render }, scorer.tokenizer, limits);
-    return compileStep({ prompt: request.prompt ?? '', step: candidate }, scorer.tokenizer, limits);
+    if (request.messages !== undefined) {
+      return compileStepDetailed({ messages: request.messages, step: candidate, render: request.render, label: request.label, tokenization }, tok, limits);
+    }
+    return compileStepDetailed({ prompt: request.prompt ?? '', step: candidate, tokenization }, tok, limits);
   }
   if (!Array.isArray(candidate) || candidate.length === 0) {
     throw unprocessable('empty_candidate', `candidates[${i}] is empty`);
   }
   if (isStringList(candidate) && request.messages === undefined) {
     // Text steps after a text prompt: the same pieces /v1/score would make, one span per step.
-    return compileTrajectory(
-      { segments: [{ text: request.prompt ?? '' }, ...candidate.map((text) => ({ text, score: true }))] },
-      scorer.tokenizer,
+    return compileTrajectoryDetailed(
+      { segments: [{ text: request.prompt ?? '' }, ...candidate.map((text) => ({ text, score: true }))], tokenization },
+      tok,
       limits,
     );
   }
   const context = contextMessages(request);
   const continuation: Message[] = isStringList(candidate) ? candidate.map((content) => ({ role: 'assistant', content })) : (candidate as Message[]);
-  const seq = compileTrajectory({ messages: [...context, ...continuation], render: request.render }, scorer.tokenizer, limits);
+  const messages = [...context, ...continuation];
+  validateMessages(messages);
   // Only the candidate's own messages are scored; assistant turns in the shared context are not.
-  const spans = seq.spans.filter((s) => s.index >= context.length);
-  if (spans.length === 0) throw unprocessable('no_steps', `candidates[${i}] has no assistant message to score`);
-  return { ...seq, spans };
+  const steps = messages.map((m, k) => (k >= context.length && isStep(m, DEFAULT_ACTION_ROLES) ? k : -1)).filter((k) => k >= 0);
+  if (steps.length === 0) throw unprocessable('no_steps', `candidates[${i}] has no assistant message to score`);
+  return compileTrajectoryDetailed({ messages, render: request.render, label: request.label, tokenization, steps }, tok, limits);
 }
 
-export function compileRank(request: RankRequest, scorer: Scorer): Sequence[] {
+export function compileRank(request: RankRequest, scorer: Scorer): Compiled[] {
   resolveBeta(request.beta, scorer);
   if (request.prompt !== undefined && request.messages !== undefined) throw badRequest('conflicting_fields', 'give prompt or messages, not both');
   if (!Array.isArray(request.candidates) || request.candidates.length === 0) throw unprocessable('no_candidates', 'candidates is empty');
@@ -94,7 +104,7 @@ export function rankResult(request: RankRequest, sequences: readonly Sequence[],
 }
 
 export async function rankCandidates(scorer: Scorer, request: RankRequest, run: SubmitOptions = {}): Promise<RankResult> {
-  const sequences = compileRank(request, scorer);
+  const sequences = compileRank(request, scorer).map((c) => c.sequence);
   const scores = await scorer.engine.score(sequences, run);
   return rankResult(request, sequences, scores, scorer);
 }

@@ -4,7 +4,7 @@
  * No HTTP here: the API routes and the offline `pa-server score` both call this.
  */
 import type { SubmitOptions } from '../engine/batcher.js';
-import { badRequest } from '../errors.js';
+import { badRequest, eachItem } from '../errors.js';
 import type { Scorer } from '../pool.js';
 import {
   allStepAggregates,
@@ -19,16 +19,18 @@ import {
 } from '../scoring/index.js';
 import type { Sequence, TokenScores } from '../sequence.js';
 import { adaptTrajectory, type AdaptedTrajectory, type TrajectoryFormat } from '../text/adapters.js';
-import { compileTrajectory, type TrajectoryInput } from '../text/compile.js';
-import { advantageFor, compileLimits, resolveBeta, tokenDetail, type ScoringOptions } from './options.js';
+import { compileTrajectoryDetailed, type Compiled, type TrajectoryInput } from '../text/compile.js';
+import { advantageFor, batchItems, compileLimits, resolveBeta, resolveTokenization, tokenDetail, type ScoringOptions } from './options.js';
 import { spanScores } from './split.js';
 
-export interface TrajectoryRequest extends TrajectoryInput, ScoringOptions {
+export interface TrajectoryRequest extends Omit<TrajectoryInput, 'steps' | 'verbatim'>, ScoringOptions {
   /** A dataset's own record format; `data` holds the record. */
   format?: TrajectoryFormat;
   data?: unknown;
   /** Also return the policy's confidence baselines per step and per trajectory. */
   baselines?: boolean;
+  /** Internal (offline scoring): a record already adapted from its format, used as format + data would be. */
+  adapted?: AdaptedTrajectory;
 }
 
 export interface StepResult {
@@ -57,25 +59,63 @@ export interface TrajectoryResult {
 export interface CompiledTrajectory {
   request: TrajectoryRequest;
   sequence: Sequence;
+  /** What each piece became (what /v1/tokenize shows). */
+  compiled: Compiled;
   labels?: AdaptedTrajectory['labels'];
+}
+
+const ITEM_OPTION_KEYS = [
+  'beta',
+  'token_aggregate',
+  'token_aggregate_mode',
+  'return_tokens',
+  'truncate',
+  'baselines',
+  'render',
+  'label',
+  'action_roles',
+  'tools',
+  'tokenization',
+] as const;
+/** What one trajectory is made of: per item only, never request-wide. */
+const TRAJECTORY_FIELDS = ['messages', 'segments', 'format', 'data'] as const;
+
+export type TrajectoryBody = TrajectoryRequest & { model?: string; items?: TrajectoryRequest[]; timeout_ms?: number; method?: unknown };
+
+export function trajectoryItemsOf(body: TrajectoryBody): TrajectoryRequest[] {
+  if (body.items) return batchItems<TrajectoryRequest>({ ...body, items: body.items }, ITEM_OPTION_KEYS, TRAJECTORY_FIELDS);
+  const { model: _m, items: _i, timeout_ms: _t, method: _method, ...single } = body;
+  return [single];
+}
+
+/** Every trajectory of a body → CompiledTrajectory; an error inside `items` names the item (error.item). */
+export function compileTrajectoryBody(body: TrajectoryBody, scorer: Scorer): CompiledTrajectory[] {
+  return eachItem(trajectoryItemsOf(body), (item) => compileTrajectoryRequest(item, scorer), body.items !== undefined);
 }
 
 /** `format`+`data` → messages through the dataset's adapter; otherwise the request as given. */
 export function resolveTrajectoryInput(request: TrajectoryRequest): { input: TrajectoryInput; labels?: AdaptedTrajectory['labels'] } {
-  const { format, data } = request;
-  if (format === undefined && data === undefined) return { input: request };
-  if (format === undefined) throw badRequest('missing_format', 'data needs a format (messages, who_and_when, tau_bench, agentprocessbench, processbench)');
-  if (data === undefined) throw badRequest('missing_data', `format "${format}" needs the record in data`);
-  if (request.messages !== undefined || request.segments !== undefined) {
-    throw badRequest('conflicting_fields', 'give format+data, or messages, or segments; not several');
+  const { format, data, adapted: given, ...rest } = request;
+  if (format === undefined && data === undefined && given === undefined) return { input: rest };
+  let adapted = given;
+  if (adapted === undefined) {
+    if (format === undefined) throw badRequest('missing_format', 'data needs a format (messages, who_and_when, tau_bench, agentprocessbench, processbench)');
+    if (data === undefined) throw badRequest('missing_data', `format "${format}" needs the record in data`);
+    if (request.messages !== undefined || request.segments !== undefined) {
+      throw badRequest('conflicting_fields', 'give format+data, or messages, or segments; not several');
+    }
+    adapted = adaptTrajectory(format, data);
   }
-  const adapted = adaptTrajectory(format, data);
+  // The request's action_roles override the format's choice of steps.
+  const steps = request.action_roles === undefined && adapted.steps ? { steps: adapted.steps } : {};
   return {
     input: {
-      ...request,
+      ...rest,
       messages: adapted.messages,
       action_roles: request.action_roles ?? adapted.action_roles,
       tools: request.tools ?? adapted.tools,
+      ...steps,
+      ...(adapted.verbatim ? { verbatim: true } : {}),
     },
     labels: adapted.labels,
   };
@@ -84,8 +124,12 @@ export function resolveTrajectoryInput(request: TrajectoryRequest): { input: Tra
 export function compileTrajectoryRequest(request: TrajectoryRequest, scorer: Scorer): CompiledTrajectory {
   resolveBeta(request.beta, scorer);
   const { input, labels } = resolveTrajectoryInput(request);
-  const sequence = compileTrajectory(input, scorer.tokenizer, compileLimits(scorer, request));
-  return { request, sequence, ...(labels ? { labels } : {}) };
+  const compiled = compileTrajectoryDetailed(
+    { ...input, tokenization: resolveTokenization(request.tokenization, scorer) },
+    scorer.tokenizer,
+    compileLimits(scorer, request),
+  );
+  return { request, sequence: compiled.sequence, compiled, ...(labels ? { labels } : {}) };
 }
 
 export function trajectoryResult(compiled: CompiledTrajectory, scores: TokenScores, scorer: Scorer): TrajectoryResult {
@@ -154,7 +198,7 @@ export async function scoreTrajectories(
   requests: readonly TrajectoryRequest[],
   run: SubmitOptions = {},
 ): Promise<TrajectoryResult[]> {
-  const compiled = requests.map((r) => compileTrajectoryRequest(r, scorer));
+  const compiled = eachItem(requests, (r) => compileTrajectoryRequest(r, scorer));
   const scores = await scorer.engine.score(
     compiled.map((c) => c.sequence),
     run,

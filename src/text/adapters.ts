@@ -7,7 +7,8 @@
  *                      mistake_agent?, action_roles?, tools?, task_id?} (also `labels: {...}`;
  *                      `first_bad_message` is read as mistake_step: the gridworld evaluation file)
  *   who_and_when       Who&When (ag2ai/Agents_Failure_Attribution): {question, history,
- *                      mistake_agent, mistake_step: "N" (0-based into history), is_correct?}
+ *                      mistake_agent, mistake_step: "N" (0-based into history), is_correct?};
+ *                      the history is rendered as it is (the question is its Hand-Crafted opening)
  *   tau_bench          τ-bench historical trajectories: {task_id, trial, reward, traj: messages}
  *   agentprocessbench  AgentProcessBench rows: {messages, step_labels: {"msg index": 1|0|-1},
  *                      final_label: 1|-1, tools}
@@ -42,6 +43,10 @@ export interface AdaptedTrajectory {
   messages: Message[];
   /** Roles or agent names whose messages are steps; absent means the default (assistant). */
   action_roles?: string[];
+  /** The messages that are steps, by index, when the format decides it per message (Who&When); action_roles then does not apply. */
+  steps?: number[];
+  /** Plain rendering writes every message as `[role]: content`, without the assistant-turn rule (Who&When). */
+  verbatim?: boolean;
   /** Tool definitions the record ships (for chat templates that describe them). */
   tools?: unknown[];
   labels: TrajectoryLabels;
@@ -141,17 +146,17 @@ function adaptMessages(data: unknown): AdaptedTrajectory {
 
 // ---------------------------------------------------------------- Who&When
 
-/** Roles of Who&When entries that are the person asking, never an agent. */
-const WHO_AND_WHEN_HUMAN_ROLES = new Set(['human', 'user', 'system']);
-
 /**
- * Who&When logs come in two shapes. Algorithm-Generated (AutoGen group chats): every entry
- * names its agent in `name` (experts and Computer_terminal), with role "assistant" or "user" as
- * AutoGen recorded it. Hand-Crafted (Magentic-One): no `name`; the role is the agent, with
- * Orchestrator's sub-roles in parentheses ("Orchestrator (thought)", "Orchestrator (-> WebSurfer)"),
- * and "human" for the question. The agent is the role without the parenthesis, which is how
- * `mistake_agent` names it; those entries become assistant messages named by their agent.
- * Every named agent is an actor: its messages are the steps.
+ * Who&When logs come in two shapes. Algorithm-Generated (AutoGen group chats): every entry names
+ * its agent in `name` (experts and Computer_terminal), with role "assistant" or "user" as AutoGen
+ * recorded it. Hand-Crafted (Magentic-One): no `name`; the role is the agent, with Orchestrator's
+ * sub-roles in parentheses ("Orchestrator (thought)", "Orchestrator (-> WebSurfer)"), and "human"
+ * for the question, which opens the log.
+ *
+ * As the paper's code does (design §2): the history is the conversation as it is, each entry
+ * rendered with its record's `role` (the `name` is reported as the step's agent, not rendered
+ * unless `label: "name"`); every entry with non-empty content is a step, except a Hand-Crafted
+ * log's opening `human` entry. `mistake_step` indexes the history directly.
  */
 function whoAndWhenMessage(F: string, entry: unknown, i: number): Message {
   if (!isObject(entry)) throw invalid(F, `history[${i}] must be an object`);
@@ -165,30 +170,19 @@ function whoAndWhenMessage(F: string, entry: unknown, i: number): Message {
     if (typeof entry.name !== 'string' || entry.name === '') throw invalid(F, `history[${i}].name must be a non-empty string`);
     return { role: entry.role, name: entry.name, content: text };
   }
-  if (WHO_AND_WHEN_HUMAN_ROLES.has(entry.role)) return { role: entry.role === 'system' ? 'system' : 'user', content: text };
-  const agent = entry.role.replace(/\s*\(.*\)\s*$/, '').trim() || entry.role;
-  return { role: 'assistant', name: agent, content: text };
+  return { role: entry.role, content: text };
 }
 
 function adaptWhoAndWhen(data: unknown): AdaptedTrajectory {
   const F = 'who_and_when';
   const record = requireObject(F, data);
   if (!Array.isArray(record.history)) throw invalid(F, `missing "history" (a list of {role, content, name?}; got ${describe(record.history)})`);
-  const history = record.history.map((entry, i) => whoAndWhenMessage(F, entry, i));
-  const question = typeof record.question === 'string' ? record.question.trim() : '';
-  // Hand-Crafted logs already open with the human's question (sometimes longer than the
-  // `question` field, which can be cut short); Algorithm-Generated ones do not.
-  const first = history[0];
-  const opensWithQuestion =
-    first !== undefined && first.name === undefined && first.role === 'user' && typeof first.content === 'string' && first.content.trim().startsWith(question);
-  const prepend = question !== '' && !opensWithQuestion;
-  const messages: Message[] = prepend ? [{ role: 'user', content: question }, ...history] : history;
-  const offset = prepend ? 1 : 0;
+  const messages = record.history.map((entry, i) => whoAndWhenMessage(F, entry, i));
 
   const labels: TrajectoryLabels = {};
   if (record.mistake_step === null) labels.mistake_step = null;
   else if (record.mistake_step !== undefined) {
-    labels.mistake_step = checkStepIndex(F, 'mistake_step', parseIndex(F, 'mistake_step', record.mistake_step), history) + offset;
+    labels.mistake_step = checkStepIndex(F, 'mistake_step', parseIndex(F, 'mistake_step', record.mistake_step), messages);
   }
   if (record.mistake_agent !== undefined) {
     if (record.mistake_agent !== null && typeof record.mistake_agent !== 'string') throw invalid(F, '"mistake_agent" must be a string or null');
@@ -197,10 +191,13 @@ function adaptWhoAndWhen(data: unknown): AdaptedTrajectory {
   // The data set collects failed runs: success unless a field says the answer was right.
   labels.success = record.is_correct === true || record.is_correct === 'True';
 
-  const agents: string[] = [];
-  for (const m of history) if (m.name !== undefined && !agents.includes(m.name)) agents.push(m.name);
-  if (agents.length === 0) throw invalid(F, 'no history entry names an agent, so nothing is a step');
-  const out: AdaptedTrajectory = { messages, action_roles: agents, labels };
+  const steps: number[] = [];
+  messages.forEach((m, i) => {
+    const opensWithHuman = i === 0 && m.role === 'human' && m.name === undefined;
+    if (m.content !== '' && !opensWithHuman) steps.push(i);
+  });
+  if (steps.length === 0) throw invalid(F, 'no history entry has content, so nothing is a step');
+  const out: AdaptedTrajectory = { messages, steps, verbatim: true, labels };
   const group = optionalString(record.question_ID);
   if (group !== undefined) out.group = group;
   return out;

@@ -61,9 +61,12 @@ function parsedArguments(args: unknown): unknown {
 function templateMessage(message: Message, index: number): Record<string, unknown> {
   const out: Record<string, unknown> = { ...message, content: contentText(message, index) };
   if (message.tool_calls) {
-    out.tool_calls = message.tool_calls.map((call) => ({
+    // τ²-bench calls {name, arguments} are given to templates in OpenAI shape.
+    out.tool_calls = message.tool_calls.map(({ name, arguments: args, ...call }) => ({
       ...call,
-      function: { ...call.function, arguments: parsedArguments(call.function.arguments) },
+      function: call.function
+        ? { ...call.function, arguments: parsedArguments(call.function.arguments) }
+        : { name, arguments: parsedArguments(args) },
     }));
   }
   return out;

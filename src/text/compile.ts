@@ -41,11 +41,50 @@
 import { badRequest, unprocessable } from '../errors.js';
 import type { Sequence, Span } from '../sequence.js';
 import { DEFAULT_ACTION_ROLES, validateMessages, type Message } from './messages.js';
-import { assemble, messagePieces, segmentPieces, type Piece, type PieceList, type RenderMode, type Segment } from './pieces.js';
+import {
+  assemble,
+  checkProfile,
+  messagePieces,
+  segmentPieces,
+  type Assembled,
+  type Piece,
+  type PieceList,
+  type RenderMode,
+  type Segment,
+  type TokenizationProfile,
+} from './pieces.js';
+import type { PlainLabel } from './render.js';
 import type { TextTokenizer } from './tokenizer.js';
-import { truncateLeft, type Draft } from './truncate.js';
+import { truncateLeft, truncateRanges } from './truncate.js';
 
-export type { Segment, RenderMode } from './pieces.js';
+export type { Segment, RenderMode, TokenizationProfile } from './pieces.js';
+export type { PlainLabel } from './render.js';
+
+/** What compile produced, piece by piece: what /v1/tokenize shows, and the Sequence scoring runs. */
+export interface CompiledPiece {
+  /** The piece's text (rendered message, prompt, step); null for given ids. */
+  text: string | null;
+  start: number;
+  end: number;
+  scored: boolean;
+  /** The step index (message/segment index; 0 for /v1/score) when scored. */
+  step?: number;
+  role?: string;
+  /** The agent of a scored piece: its name where it has one, else its role. */
+  agent?: string;
+  /** Left truncation removed (some of) its tokens. */
+  truncated?: boolean;
+}
+
+export interface Compiled {
+  sequence: Sequence;
+  tokenization: TokenizationProfile;
+  pieces: CompiledPiece[];
+  /** Positions (after truncation) of the special tokens the service added: BOS, or joint's post-processor tokens. */
+  added: number[];
+  /** The first token is a BOS the service added. */
+  bosAdded: boolean;
+}
 
 export interface CompileLimits {
   /** Longest sequence one forward pass may take. */
@@ -64,7 +103,10 @@ export interface StepInput {
   /** The conversation so far; the step is scored as the next assistant message. */
   messages?: Message[];
   render?: RenderMode;
+  /** Plain label: "role" (the paper) or "name" (the speaker's name where it has one). */
+  label?: PlainLabel;
   tools?: unknown[];
+  tokenization?: TokenizationProfile;
 }
 
 export interface TrajectoryInput {
@@ -75,6 +117,12 @@ export interface TrajectoryInput {
   action_roles?: string[];
   /** Tool definitions for chat templates that describe them. */
   tools?: unknown[];
+  label?: PlainLabel;
+  tokenization?: TokenizationProfile;
+  /** Internal (adapters, rank): exactly these message indices are steps; action_roles then does not apply. */
+  steps?: readonly number[];
+  /** Internal (Who&When): plain renders every message as `[role]: content`. */
+  verbatim?: boolean;
 }
 
 function checkLimits(limits: CompileLimits): void {
@@ -99,14 +147,33 @@ function checkIdList(ids: unknown, field: string): asserts ids is number[] {
   if (!Array.isArray(ids)) throw badRequest('invalid_ids', `${field} must be a list of token ids`);
 }
 
-function fit(draft: Draft, limits: CompileLimits): Sequence {
+function fit(draft: Assembled, list: PieceList, limits: CompileLimits, tokenization: TokenizationProfile): Compiled {
   if (draft.ids.length > limits.maxLength && !limits.truncate) {
     throw unprocessable(
       'input_too_long',
       `the input has ${draft.ids.length} tokens, more than the model's max length ${limits.maxLength}; shorten it or allow truncate`,
     );
   }
-  return truncateLeft(draft, limits.maxLength);
+  const sequence = truncateLeft(draft, limits.maxLength);
+  const ranges = truncateRanges(draft.ranges, draft, limits.maxLength);
+  const shift = sequence.truncatedTokens ?? 0;
+  const spanOf = new Map(sequence.spans.map((s) => [s.index, s]));
+  const pieces = list.pieces.map((piece: Piece, i): CompiledPiece => {
+    const out: CompiledPiece = { text: piece.text ?? null, start: ranges[i].start, end: ranges[i].end, scored: false };
+    const span = piece.step ? spanOf.get(piece.step.index) : undefined;
+    if (piece.step && span) {
+      // The scored tokens are the span's: a step that lost any token is not scored at all.
+      Object.assign(out, { start: span.start, end: span.end, scored: span.truncated !== true, step: span.index });
+      if (span.role !== undefined) out.role = span.role;
+      const agent = span.name ?? span.role;
+      if (agent !== undefined) out.agent = agent;
+    }
+    if (ranges[i].truncated || span?.truncated) out.truncated = true;
+    return out;
+  });
+  const added = draft.added.map((p) => (p < draft.pinned ? p : p - shift)).filter((p) => p >= 0);
+  const bosAdded = draft.added[0] === 0 && sequence.ids[0] === draft.ids[0];
+  return { sequence, tokenization, pieces, added, bosAdded };
 }
 
 function present(value: unknown): boolean {
@@ -116,7 +183,7 @@ function present(value: unknown): boolean {
 // ---------------------------------------------------------------------------------------------
 // One step (/v1/score)
 
-function stepPieces(input: StepInput, tok: TextTokenizer): { list: PieceList; stepLength: number } {
+function stepPieces(input: StepInput, tok: TextTokenizer): PieceList {
   const hasMessages = present(input.messages);
   const textStep = present(input.step);
   if (hasMessages) {
@@ -126,26 +193,25 @@ function stepPieces(input: StepInput, tok: TextTokenizer): { list: PieceList; st
     const last = conversation.length - 1;
     const list = messagePieces(conversation, tok, {
       render: input.render ?? 'plain',
+      label: input.label,
       actionRoles: DEFAULT_ACTION_ROLES,
       tools: input.tools,
       scoreOnly: new Set([last]),
     });
     const stepPiece = list.pieces[last];
     stepPiece.step = { ...stepPiece.step!, index: 0 };
-    return { list, stepLength: stepPiece.ids.length };
+    return list;
   }
   if (textStep) {
     if (typeof input.step !== 'string') throw badRequest('invalid_step', 'step must be a string');
     if (present(input.prompt) && typeof input.prompt !== 'string') throw badRequest('invalid_prompt', 'prompt must be a string');
-    const step = tok.encode(input.step!);
-    if (step.length === 0) throw unprocessable('empty_step', 'the step encodes to no tokens');
-    const pieces: Piece[] = [{ ids: tok.encode(input.prompt ?? '') }, { ids: step, step: { index: 0 } }];
-    return { list: { pieces, wantsBos: true }, stepLength: step.length };
+    const pieces: Piece[] = [{ text: input.prompt ?? '' }, { text: input.step!, step: { index: 0 } }];
+    return { pieces, wantsBos: true };
   }
   checkIdList(input.step_ids, 'step_ids');
   if (present(input.prompt_ids)) checkIdList(input.prompt_ids, 'prompt_ids');
   const pieces: Piece[] = [{ ids: [...(input.prompt_ids ?? [])] }, { ids: [...input.step_ids], step: { index: 0 } }];
-  return { list: { pieces, wantsBos: false }, stepLength: input.step_ids.length };
+  return { pieces, wantsBos: false };
 }
 
 function checkStepFields(input: StepInput): void {
@@ -163,21 +229,24 @@ function checkStepFields(input: StepInput): void {
 }
 
 /**
- * One step in its context → a Sequence with a single span (index 0).
- * Text: ids = [BOS if defined] + encode(prompt) + encode(step); the span is exactly encode(step).
+ * One step in its context → a Sequence with a single span (index 0), with what each piece became.
+ * Text, paper: ids = [BOS if named] + encode(prompt) + encode(step); the span is exactly encode(step).
+ * Text, joint: ids = tokenizer(prompt + step); the span is the tokens starting inside the step.
  * Ids: ids = prompt_ids + step_ids, untouched.
  */
-export function compileStep(input: StepInput, tok: TextTokenizer, limits: CompileLimits): Sequence {
+export function compileStepDetailed(input: StepInput, tok: TextTokenizer, limits: CompileLimits): Compiled {
   checkLimits(limits);
   checkStepFields(input);
-  const { list, stepLength } = stepPieces(input, tok);
+  const tokenization = checkProfile(input.tokenization);
+  const list = stepPieces(input, tok);
+  const draft = assemble(list, tok, tokenization);
+  const stepLength = draft.spans[0].end - draft.spans[0].start;
   if (stepLength > limits.maxLength - 1) {
     throw unprocessable(
       'step_too_long',
       `the step has ${stepLength} tokens; with at least one token of context it must fit in max length ${limits.maxLength}`,
     );
   }
-  const draft = assemble(list.pieces, tok.bosId, list.wantsBos);
   checkVocabulary(draft.ids, limits.vocabSize);
   if (draft.spans[0].start === 0) {
     throw unprocessable(
@@ -185,7 +254,11 @@ export function compileStep(input: StepInput, tok: TextTokenizer, limits: Compil
       'nothing precedes the step and the tokenizer has no BOS, so its first token cannot be scored; give a prompt (or prompt_ids starting with a BOS id)',
     );
   }
-  return fit(draft, limits);
+  return fit(draft, list, limits, tokenization);
+}
+
+export function compileStep(input: StepInput, tok: TextTokenizer, limits: CompileLimits): Sequence {
+  return compileStepDetailed(input, tok, limits).sequence;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -207,14 +280,17 @@ function trajectoryPieces(input: TrajectoryInput, tok: TextTokenizer): PieceList
   if (hasSegments) {
     if (!Array.isArray(input.segments)) throw badRequest('invalid_segment', 'segments must be a list');
     if (input.segments.length === 0) throw unprocessable('empty_trajectory', 'segments is empty');
-    return segmentPieces(input.segments, tok);
+    return segmentPieces(input.segments);
   }
   validateMessages(input.messages);
   if (input.messages.length === 0) throw unprocessable('empty_trajectory', 'messages is empty');
   return messagePieces(input.messages, tok, {
     render: input.render ?? 'plain',
+    label: input.label,
     actionRoles: checkActionRoles(input.action_roles),
     tools: input.tools,
+    ...(input.steps ? { scoreOnly: new Set(input.steps) } : {}),
+    ...(input.verbatim ? { verbatim: true } : {}),
   });
 }
 
@@ -228,15 +304,20 @@ function skipUnscorableFirstToken(spans: Span[]): void {
   first.start = 1;
 }
 
-/** A whole trajectory → one Sequence with a span per step (span.index = message/segment index). */
-export function compileTrajectory(input: TrajectoryInput, tok: TextTokenizer, limits: CompileLimits): Sequence {
+/** A whole trajectory → one Sequence with a span per step (span.index = message/segment index), with what each piece became. */
+export function compileTrajectoryDetailed(input: TrajectoryInput, tok: TextTokenizer, limits: CompileLimits): Compiled {
   checkLimits(limits);
+  const tokenization = checkProfile(input.tokenization);
   const list = trajectoryPieces(input, tok);
   if (!list.pieces.some((p) => p.step)) {
     throw unprocessable('no_steps', 'no message is a step: none has an action role (action_roles) or, for segments, score: true');
   }
-  const draft = assemble(list.pieces, tok.bosId, list.wantsBos);
+  const draft = assemble(list, tok, tokenization);
   checkVocabulary(draft.ids, limits.vocabSize);
   skipUnscorableFirstToken(draft.spans);
-  return fit(draft, limits);
+  return fit(draft, list, limits, tokenization);
+}
+
+export function compileTrajectory(input: TrajectoryInput, tok: TextTokenizer, limits: CompileLimits): Sequence {
+  return compileTrajectoryDetailed(input, tok, limits).sequence;
 }

@@ -4,10 +4,22 @@
  */
 import { badRequest, unprocessable } from '../errors.js';
 
+/** A tool call in OpenAI shape `{function: {name, arguments}}` or τ²-bench shape `{name, arguments}`. */
 export interface ToolCall {
   id?: string;
   type?: string;
-  function: { name: string; arguments: string | Record<string, unknown> };
+  function?: { name: string; arguments?: string | Record<string, unknown> };
+  name?: string;
+  arguments?: string | Record<string, unknown>;
+  [extra: string]: unknown;
+}
+
+export function callName(call: ToolCall): string {
+  return call.function ? call.function.name : call.name!;
+}
+
+export function callArguments(call: ToolCall): unknown {
+  return call.function ? call.function.arguments : call.arguments;
 }
 
 export interface TextPart {
@@ -74,8 +86,10 @@ export function validateMessages(messages: unknown): asserts messages is Message
     if (msg.tool_calls !== undefined) {
       if (!Array.isArray(msg.tool_calls)) throw badRequest('invalid_message', `messages[${i}].tool_calls must be a list`);
       msg.tool_calls.forEach((call, k) => {
-        if (!call || typeof call !== 'object' || !call.function || typeof call.function.name !== 'string') {
-          throw badRequest('invalid_message', `messages[${i}].tool_calls[${k}] must be {function: {name, arguments}}`);
+        const openai = call && typeof call === 'object' && call.function && typeof call.function === 'object' && typeof call.function.name === 'string';
+        const tau2 = call && typeof call === 'object' && call.function === undefined && typeof call.name === 'string';
+        if (!openai && !tau2) {
+          throw badRequest('invalid_message', `messages[${i}].tool_calls[${k}] must be {function: {name, arguments}} or {name, arguments}`);
         }
       });
     }

@@ -9,25 +9,50 @@
  *   config.json                             optional: eos_token_id when no eos_token is named
  *   chat_template.jinja                     optional: the newer place for the chat template
  *
- * BOS rule (design §2 "bos if the tokenizer defines one"): the token named by bos_token, unless
- * tokenizer_config sets add_bos_token to false. config.json's bos_token_id is deliberately NOT
- * used: Qwen's config.json lists bos_token_id 151643 while its tokenizer names no BOS and never
- * adds one, so trusting it would put a token in front that the model never saw there.
+ * BOS rule of the `paper` profile (design §2): the token named by bos_token, whatever
+ * tokenizer_config's add_bos_token says; the paper's released code prepends it whenever the
+ * tokenizer names one. `add_bos_token` is kept (`addBosToken`) for the `joint` profile, which
+ * follows the tokenizer as Hugging Face's `tokenizer(text)` does. config.json's bos_token_id is
+ * deliberately NOT used: Qwen's config.json lists bos_token_id 151643 while its tokenizer names no
+ * BOS and never adds one, so trusting it would put a token in front that the model never saw there.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { Tokenizer } from '@huggingface/tokenizers';
+import { alignTokens, surfaceRules, Surfaces } from './offsets.js';
+import { PieceCache } from './piece-cache.js';
+
+/** An encoding with where each token starts: `starts[k]` is the UTF-8 byte offset in `bytes` of token k's first byte. */
+export interface OffsetEncoding {
+  ids: number[];
+  starts: Int32Array;
+  /** The text as UTF-8. */
+  bytes: Uint8Array;
+}
 
 export interface TextTokenizer {
   /** Token ids of `text`, never with special tokens added (special-token text inside is still matched). */
   encode(text: string): number[];
+  /** `encode(text)` through this tokenizer's bounded cache of piece encodings (piece-cache.ts); never change the result. */
+  encodePiece(text: string): readonly number[];
+  readonly pieceCache: PieceCache;
+  /** `encode(text)` plus each token's offset in the text (offsets.ts); throws AlignmentError when they cannot be found. */
+  encodeWithOffsets(text: string): OffsetEncoding;
+  /**
+   * The special tokens Hugging Face's `tokenizer(text)` puts around a text (the post-processor,
+   * with `add_bos_token` / `add_eos_token` applied where tokenizer_config sets them): the `joint` profile's.
+   */
+  readonly jointPrefix: readonly number[];
+  readonly jointSuffix: readonly number[];
   /** Exact text of the ids: special tokens kept, no clean-up of spaces. */
   decode(ids: readonly number[]): string;
   /** Decoded text of one token, with its leading space where it has one (for return_tokens). */
   tokenText(id: number): string;
-  /** Prepended to text input (design §2); null when the tokenizer defines none or add_bos_token is false. */
+  /** The token bos_token names (prepended to text input by the `paper` profile); null when the tokenizer names none. */
   readonly bosId: number | null;
+  /** tokenizer_config.json add_bos_token as written (null when absent): the `joint` profile follows it. */
+  readonly addBosToken: boolean | null;
   readonly eosId: number | null;
   /** The tokenizer's size including added tokens: max id + 1. */
   readonly vocabSize: number;
@@ -104,6 +129,26 @@ function stripsLeadingSpace(tokenizerJson: unknown): boolean {
   return /"type":"(Strip|Metaspace)"/.test(decoder);
 }
 
+/**
+ * What the post-processor adds around a text (found by encoding a probe with and without special
+ * tokens), then add_bos_token / add_eos_token where tokenizer_config sets them, as transformers'
+ * fast tokenizers rebuild their post-processor from those flags (LlamaTokenizerFast).
+ */
+function postProcessorTokens(tok: Tokenizer, config: Record<string, unknown>, bosId: number | null, eosId: number | null) {
+  const probe = 'a';
+  const bare = tok.encode(probe, { add_special_tokens: false }).ids;
+  const full = tok.encode(probe, { add_special_tokens: true }).ids;
+  let at = -1;
+  for (let i = 0; i + bare.length <= full.length && at < 0; i++) if (bare.every((id: number, k: number) => full[i + k] === id)) at = i;
+  let prefix = at >= 0 ? full.slice(0, at) : [];
+  let suffix = at >= 0 ? full.slice(at + bare.length) : [];
+  if (config.add_bos_token === false && bosId !== null && prefix[0] === bosId) prefix = prefix.slice(1);
+  if (config.add_bos_token === true && bosId !== null && prefix[0] !== bosId) prefix = [bosId, ...prefix];
+  if (config.add_eos_token === false && eosId !== null && suffix.at(-1) === eosId) suffix = suffix.slice(0, -1);
+  if (config.add_eos_token === true && eosId !== null && suffix.at(-1) !== eosId) suffix = [...suffix, eosId];
+  return { jointPrefix: prefix, jointSuffix: suffix };
+}
+
 /** Builds the service's tokenizer from already-parsed files; `source` names them in errors. */
 export function createTextTokenizer(files: TokenizerFiles, source: string): TextTokenizer {
   let tok: Tokenizer;
@@ -115,7 +160,7 @@ export function createTextTokenizer(files: TokenizerFiles, source: string): Text
   const specialTokens = collectSpecialTokens(files);
 
   let bosId: number | null = null;
-  if (files.tokenizerConfig.add_bos_token !== false && specialTokens.bos_token !== undefined) {
+  if (specialTokens.bos_token !== undefined) {
     const id = tok.token_to_id(specialTokens.bos_token);
     if (id === undefined) throw new Error(`${source}: bos_token ${JSON.stringify(specialTokens.bos_token)} is not in the vocabulary`);
     bosId = id;
@@ -127,13 +172,35 @@ export function createTextTokenizer(files: TokenizerFiles, source: string): Text
   for (const id of tok.get_vocab(true).values()) if (id > maxId) maxId = id;
   for (const id of tok.get_added_tokens_decoder().keys()) if (id > maxId) maxId = id;
 
+  const { jointPrefix, jointSuffix } = postProcessorTokens(tok, files.tokenizerConfig, bosId, eosId ?? null);
+  const addedContents = new Set([...tok.get_added_tokens_decoder().values()].map((t) => t.content));
+  const surfaces = new Surfaces(surfaceRules(files.tokenizerJson), addedContents);
+  const unkName = (files.tokenizerJson as { model?: { unk_token?: unknown } }).model?.unk_token;
+  const unkId = typeof unkName === 'string' ? (tok.token_to_id(unkName) ?? null) : null;
+  const utf8 = new TextEncoder();
+  const encode = (text: string) => tok.encode(text, { add_special_tokens: false }).ids;
+  const pieceCache = new PieceCache();
+
   const decodeExact = (ids: readonly number[]) =>
     tok.decode(ids as number[], { skip_special_tokens: false, clean_up_tokenization_spaces: false });
   const anchor = stripsLeadingSpace(files.tokenizerJson) ? (tok.encode('a', { add_special_tokens: false }).ids.at(-1) ?? null) : null;
   const anchorText = anchor === null ? '' : decodeExact([anchor]);
 
   return {
-    encode: (text) => tok.encode(text, { add_special_tokens: false }).ids,
+    encode,
+    encodePiece: (text) => pieceCache.get(text, encode),
+    pieceCache,
+    encodeWithOffsets(text) {
+      const { ids, tokens } = tok.encode(text, { add_special_tokens: false });
+      const bytes = utf8.encode(text);
+      const starts = alignTokens(
+        bytes,
+        tokens.map((t: string, k: number) => (ids[k] === unkId ? null : surfaces.of(t))),
+      );
+      return { ids, starts, bytes };
+    },
+    jointPrefix,
+    jointSuffix,
     decode: decodeExact,
     tokenText(id) {
       if (anchor === null) return decodeExact([id]);
@@ -141,6 +208,7 @@ export function createTextTokenizer(files: TokenizerFiles, source: string): Text
       return both.startsWith(anchorText) ? both.slice(anchorText.length) : decodeExact([id]);
     },
     bosId,
+    addBosToken: typeof files.tokenizerConfig.add_bos_token === 'boolean' ? files.tokenizerConfig.add_bos_token : null,
     eosId: eosId ?? null,
     vocabSize: maxId + 1,
     chatTemplate: pickChatTemplate(files),

@@ -35,3 +35,28 @@ export function truncateLeft(draft: Draft, maxLength: number): Sequence {
   });
   return { ids: [...ids.slice(0, pinned), ...ids.slice(cut)], spans: keptSpans, truncatedTokens: shift };
 }
+
+/** A piece's token range after `truncateLeft`; `truncated` when it lost tokens. */
+export interface TruncatedRange {
+  start: number;
+  end: number;
+  truncated?: boolean;
+}
+
+/**
+ * Where each piece's [start, end) lands after `truncateLeft(draft, maxLength)`: pinned pieces and
+ * those after the cut shift left; a piece that lost tokens keeps what is left of it (an empty
+ * range at the cut when nothing is), flagged `truncated`.
+ */
+export function truncateRanges(ranges: readonly { start: number; end: number }[], draft: Draft, maxLength: number): TruncatedRange[] {
+  const { ids, pinned } = draft;
+  if (ids.length <= maxLength) return ranges.map((r) => ({ start: r.start, end: r.end }));
+  const cut = pinned + (ids.length - maxLength);
+  const shift = cut - pinned;
+  return ranges.map(({ start, end }) => {
+    if (end <= pinned) return { start, end };
+    if (start >= cut) return { start: start - shift, end: end - shift };
+    const keptEnd = Math.max(end, cut) - shift;
+    return { start: pinned, end: Math.max(keptEnd, pinned), truncated: true };
+  });
+}

@@ -13,6 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { defaultConfig } from '../../src/config.js';
+import { DIRS, SKIP_REAL } from '../text/real-files.js';
 
 const ROOT = path.resolve(__dirname, '../..');
 const CLI = ['--import', 'tsx', 'src/cli.ts'];
@@ -34,6 +35,30 @@ function runCli(args: string[], env: Record<string, string> = {}) {
 }
 
 describe('pa-server serve', () => {
+  it.skipIf(SKIP_REAL)('warns at start-up when the tokenizer can produce ids the model lacks (tiny GPT-2: 50,295 ids on 1,000 rows)', { timeout: 120_000 }, async () => {
+    const child = spawn(process.execPath, [...CLI, 'serve', '--port', '0', '--policy', DIRS.tinyGpt2, '--reference', DIRS.tinyGpt2], {
+      cwd: ROOT,
+      env: cleanEnv({ PA_LOG_LEVEL: 'info' }),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    try {
+      const lines = () => stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+      while (!lines().some((l) => l.msg === 'ready')) {
+        if (child.exitCode !== null) throw new Error(`server exited before ready:\n${stdout}`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      const warnings = lines().filter((l) => l.level === 40 && l.scorer === 'default');
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0].msg).toMatch(/the tokenizer has 50295 ids but the model's vocabulary has 1000/);
+    } finally {
+      child.kill('SIGTERM');
+      await exited;
+    }
+  });
+
   it('--device auto with PA_API_KEY and PA_LOG_LEVEL: CPU fallback logged, key enforced, JSON request lines, exit 0 on SIGTERM', async () => {
     const KEY = 'cli-test-key-9b2e';
     const MARKER = 'zebrasecretmarker';

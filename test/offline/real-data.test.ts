@@ -82,13 +82,13 @@ function checkLines(lines: any[], expectedSteps: number[]) {
 }
 
 describe('pa-server score on the real data sets with the tiny Llama', () => {
-  it('all 50 Who&When cases: every named agent message is a step', async () => {
+  it('all 50 Who&When cases: every entry with content is a step, but a Hand-Crafted log\'s opening human question', async () => {
     const { summary, trajectories, lines } = await scoreAll(path.join(DATA, 'who-and-when'), 'who_and_when');
     expect(summary).toMatchObject({ total: 50, scored: 50, failed: 0 });
     const expected = trajectories.map(({ id }) => {
       const raw = readJson(path.join(DATA, 'who-and-when', `${id}.json`));
-      // Algorithm-Generated entries all name their agent; Hand-Crafted ones are agents but the "human".
-      return raw.history.filter((h: any) => h.name !== undefined || h.role !== 'human').length;
+      // The paper's rule (design §2): every entry with non-empty content, but a Hand-Crafted log's opening "human".
+      return raw.history.filter((h: any, k: number) => h.content !== '' && !(k === 0 && h.role === 'human')).length;
     });
     checkLines(lines, expected);
     // Who spoke each step, as the data names it.

@@ -72,6 +72,7 @@ describe('POST /get_reward', () => {
     expect(res.body.error.code).toBe('prompt_not_prefix');
     expect(res.body.error.message).toContain('prompts[3]');
     expect(res.body.error.message).toContain('query[3]');
+    expect(res.body.error.item).toBe(3);
   });
 
   it('an unscorable response names its query; missing or unpaired prompts are 400s', async () => {
@@ -81,6 +82,10 @@ describe('POST /get_reward', () => {
     expect(empty.status).toBe(422);
     expect(empty.body.error.code).toBe('empty_step');
     expect(empty.body.error.message).toMatch(/^query\[6\]: /);
+    expect(empty.body.error.item).toBe(6);
+    const beta = await post('/get_reward?beta=0', body);
+    expect(beta.body.error.code).toBe('invalid_beta');
+    expect(beta.body.error.item).toBeUndefined();
     expect((await post('/get_reward', { query: body.query })).body.error.code).toBe('missing_prompts');
     expect((await post('/get_reward', { query: body.query, prompts: body.prompts.slice(1) })).body.error.code).toBe('length_mismatch');
     expect((await post('/get_reward', { ...body, stray: 1 })).body.error.code).toBe('unknown_field');

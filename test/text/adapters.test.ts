@@ -47,58 +47,56 @@ describe('who_and_when', () => {
     expect(all.slice(35).map((t) => t.id)).toEqual([1, 4, 5, 6, 7, 12, 16, 17, 18, 21, 22, 24, 25, 26, 29].map((n) => `Hand-Crafted/${n}`));
   });
 
-  it('every history entry is kept in order; the question goes first unless the log opens with it', () => {
+  it('the history is the conversation as it is: every entry in order, with its own role and name', () => {
     for (const { id, trajectory: t } of all) {
       const r = raw(id);
-      const handCrafted = id.startsWith('Hand-Crafted/');
-      // Hand-Crafted logs open with the human's question; Algorithm-Generated ones do not.
-      const offset = handCrafted ? 0 : 1;
-      expect(t.messages).toHaveLength(r.history.length + offset);
-      if (!handCrafted) expect(t.messages[0]).toEqual({ role: 'user', content: r.question.trim() });
-      r.history.forEach((h: any, i: number) => expect(t.messages[i + offset].content).toBe(h.content));
+      expect(t.messages).toHaveLength(r.history.length);
+      r.history.forEach((h: any, i: number) => {
+        expect(t.messages[i].content).toBe(h.content);
+        expect(t.messages[i].role).toBe(h.role);
+        expect(t.messages[i].name).toBe(h.name);
+      });
     }
   });
 
-  it('every named agent is an actor: the steps are all entries but the human question', () => {
+  it('the steps are every entry with content, but a Hand-Crafted log\'s opening human question', () => {
     for (const { id, trajectory: t } of all) {
       const r = raw(id);
-      const expected = r.history.filter((h: any) => h.name !== undefined || h.role !== 'human').length;
-      expect(stepCount(t)).toBe(expected);
-      const agents = new Set(r.history.map((h: any) => h.name ?? h.role.split(' (')[0]).filter((a: string) => a !== 'human'));
-      expect(new Set(t.action_roles)).toEqual(agents);
+      const expected = r.history.map((_: any, i: number) => i).filter((i: number) => r.history[i].content !== '' && !(i === 0 && r.history[i].role === 'human'));
+      expect(t.steps).toEqual(expected);
+      expect(t.action_roles).toBeUndefined();
     }
-    // Algorithm-Generated: everyone has a name (Computer_terminal included), so every entry is a step.
-    const first = all[0].trajectory;
-    expect(stepCount(first)).toBe(raw('Algorithm-Generated/1').history.length);
-    expect(first.action_roles).toContain('Computer_terminal');
+    // Algorithm-Generated: every entry has content here, so every entry is a step.
+    expect(all[0].trajectory.steps).toHaveLength(raw('Algorithm-Generated/1').history.length);
+    expect(raw('Hand-Crafted/1').history[0].role).toBe('human');
+    expect(all.find((x) => x.id === 'Hand-Crafted/1')!.trajectory.steps![0]).toBe(1);
   });
 
-  it('mistake_step indexes messages (shifted past the question); the agent there is mistake_agent where the data agree', () => {
+  it('mistake_step indexes the history; the agent there (name, else role) is mistake_agent where the data agree', () => {
     const disagree: string[] = [];
     for (const { id, trajectory: t } of all) {
       const r = raw(id);
       const i = Number(r.mistake_step);
       const step = t.labels.mistake_step!;
-      expect(t.messages[step].content).toBe(r.history[i].content);
+      expect(step).toBe(i);
       expect(t.labels.mistake_agent).toBe(r.mistake_agent);
       expect(t.labels.success).toBe(false);
-      expect(isStep(t.messages[step], t.action_roles!)).toBe(true);
-      if (t.messages[step].name !== r.mistake_agent) disagree.push(id);
+      expect(t.steps).toContain(step);
+      // Magentic-One roles carry Orchestrator's sub-role: "Orchestrator (thought)" is Orchestrator.
+      const agent = (t.messages[step].name ?? t.messages[step].role).replace(/ \(.*\)$/, '');
+      if (agent !== r.mistake_agent) disagree.push(id);
     }
     // Three upstream cases name an agent other than the one speaking at mistake_step (checked
     // by reading the raw files: AG 14 → Computer_terminal, AG 15 → Verification_Expert, HC 22 → WebSurfer).
     expect(disagree).toEqual(['Algorithm-Generated/14', 'Algorithm-Generated/15', 'Hand-Crafted/22']);
   });
 
-  it('Hand-Crafted roles become assistant messages named by their agent; the human stays a user', () => {
+  it('Hand-Crafted entries keep their Magentic-One roles and have no name', () => {
     const t = all.find((x) => x.id === 'Hand-Crafted/16')!.trajectory;
     const r = raw('Hand-Crafted/16');
-    expect(r.history[0].role).toBe('human');
-    expect(t.messages[0]).toEqual({ role: 'user', content: r.history[0].content });
+    expect(t.messages[0]).toEqual({ role: 'human', content: r.history[0].content });
     const k = r.history.findIndex((h: any) => h.role === 'Orchestrator (thought)');
-    expect(t.messages[k]).toMatchObject({ role: 'assistant', name: 'Orchestrator' });
-    expect(t.labels.mistake_agent).toBe('Orchestrator');
-    expect(t.messages[t.labels.mistake_step!].name).toBe('Orchestrator');
+    expect(t.messages[k]).toEqual({ role: 'Orchestrator (thought)', content: r.history[k].content });
     expect(all.find((x) => x.id === 'Hand-Crafted/16')!.group).toBe(r.question_ID);
   });
 

@@ -27,3 +27,9 @@ export function readJson(file: string): any {
   const raw = fs.readFileSync(file);
   return JSON.parse((file.endsWith('.gz') ? zlib.gunzipSync(raw) : raw).toString('utf8'));
 }
+
+/** Tests that need ../shared/real: outside CI they skip (saying what is missing); under CI=true they run, and fail without it. */
+export const IN_CI = !!process.env.CI && process.env.CI !== 'false' && process.env.CI !== '0';
+export const HAVE_REAL = fs.existsSync(REAL);
+export const SKIP_REAL = !HAVE_REAL && !IN_CI;
+if (SKIP_REAL) console.warn(`skipping tests that need ${REAL} (third-party models and data; see its README): not found`);

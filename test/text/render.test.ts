@@ -40,33 +40,41 @@ describe('renderPlain', () => {
     expect(ids).toEqual(fixture.messages.ids_with_bos);
   });
 
-  it('labels a message by its speaker name, but a tool result by its role', () => {
+  it('labels a message by its role (the paper); label "name" uses the speaker name, but a tool result keeps its role', () => {
     const messages: Message[] = [
       { role: 'user', content: 'Q' },
       { role: 'assistant', name: 'Orchestrator', content: 'plan' },
       { role: 'user', name: 'Computer_terminal', content: 'exitcode: 0' },
       { role: 'tool', name: 'get_user_details', tool_call_id: 'c1', content: '{}' },
     ];
-    expect(renderPlain(messages)).toEqual(['[user]: Q', '\n[Orchestrator]: plan', '\n[Computer_terminal]: exitcode: 0', '\n[tool]: {}']);
+    expect(renderPlain(messages)).toEqual(['[user]: Q', '\n[assistant]: plan', '\n[user]: exitcode: 0', '\n[tool]: {}']);
+    expect(renderPlain(messages, 'name')).toEqual(['[user]: Q', '\n[Orchestrator]: plan', '\n[Computer_terminal]: exitcode: 0', '\n[tool]: {}']);
   });
 
-  it('appends tool calls one per line with compact JSON arguments', () => {
+  it('appends tool calls one per line with Python str() arguments, strips the body, and marks an empty turn', () => {
     const messages: Message[] = [
       { role: 'user', content: 'Hi' },
       {
         role: 'assistant',
-        content: 'Let me look.',
+        content: 'Let me look.  ',
         tool_calls: [
           { id: 'a', type: 'function', function: { name: 'get_user_details', arguments: '{"user_id": "mia_li_3668"}' } },
           { function: { name: 'search', arguments: { query: 'x', k: 3 } } },
         ],
       },
       { role: 'assistant', content: null, tool_calls: [{ function: { name: 'think', arguments: 'not json' } }] },
+      { role: 'assistant', content: ' \n ' },
+      { role: 'assistant', content: null, tool_calls: [{ name: 'calc', arguments: { a: true, b: null, c: [1.5, 'it\'s'] } }] },
+      { role: 'user', content: '  kept as is  ' },
     ];
+    // Written by hand from Python: str({'user_id': 'mia_li_3668'}), str({'query': 'x', 'k': 3}), ...
     expect(renderPlain(messages)).toEqual([
       '[user]: Hi',
-      '\n[assistant]: Let me look.\ntool_call(get_user_details, {"user_id":"mia_li_3668"})\ntool_call(search, {"query":"x","k":3})',
+      "\n[assistant]: Let me look.  \ntool_call(get_user_details, {'user_id': 'mia_li_3668'})\ntool_call(search, {'query': 'x', 'k': 3})",
       '\n[assistant]: tool_call(think, not json)',
+      '\n[assistant]: [assistant action]',
+      `\n[assistant]: tool_call(calc, {'a': True, 'b': None, 'c': [1.5, "it's"]})`,
+      '\n[user]:   kept as is  ',
     ]);
     expect(formatToolCall({ function: { name: 'f', arguments: '{}' } })).toBe('tool_call(f, {})');
   });

@@ -89,10 +89,14 @@ describe('tokenizer files', () => {
     tokenizerConfig: readJson(path.join(DIRS.llama, 'tokenizer_config.json')),
   });
 
-  it('respects add_bos_token: false', () => {
+  it('names BOS whatever add_bos_token says (the paper prepends it), and keeps add_bos_token for joint', () => {
     const files = llamaFiles();
     files.tokenizerConfig.add_bos_token = false;
-    expect(createTextTokenizer(files, 'test').bosId).toBeNull();
+    const tok = createTextTokenizer(files, 'test');
+    expect(tok.bosId).toBe(1); // <s> in the Llama vocabulary
+    expect(tok.addBosToken).toBe(false);
+    delete files.tokenizerConfig.add_bos_token;
+    expect(createTextTokenizer(files, 'test').addBosToken).toBeNull();
   });
 
   it('takes bos_token as an AddedToken object from special_tokens_map.json when the config lacks it', () => {
