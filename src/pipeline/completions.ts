@@ -69,7 +69,10 @@ export async function promptLogprobs(
     try {
       return promptIds(p, scorer);
     } catch (err) {
-      if (err instanceof ServiceError && prompts.length > 1) throw new ServiceError(err.status, err.code, `prompt[${i}]: ${err.message}`, err.headers);
+      if (err instanceof ServiceError && prompts.length > 1) {
+        err.message = `prompt[${i}]: ${err.message}`;
+        err.item = i;
+      }
       throw err;
     }
   });

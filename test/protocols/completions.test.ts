@@ -174,6 +174,7 @@ describe.skipIf(!HAVE && !IN_CI)('POST /v1/completions on the real Llama export'
     expect(oov.status).toBe(422);
     expect(oov.body.error.code).toBe('ids_out_of_vocabulary');
     expect(oov.body.error.message).toMatch(/^prompt\[1\]: /);
+    expect(oov.body.error.item).toBe(1);
     const long = await complete({ model: 'llama:policy', prompt: Array.from({ length: 5000 }, () => 100) });
     expect(long.status).toBe(422);
     expect(long.body.error.code).toBe('input_too_long');

@@ -161,6 +161,9 @@ def test_error_codes(client, server):
         client.score(PROMPT, "")
     assert err.value.code == "empty_step" and err.value.status == 422 and err.value.request_id
     with pytest.raises(ProgressAdvantageError) as err:
+        client.score_many([(PROMPT, STEP), (PROMPT, "")])
+    assert err.value.code == "empty_step" and err.value.item == 1
+    with pytest.raises(ProgressAdvantageError) as err:
         client.score(PROMPT, STEP, model="no-such-scorer")
     assert err.value.code == "model_not_found" and err.value.status == 404
     with pytest.raises(ProgressAdvantageError) as err:
