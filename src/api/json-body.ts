@@ -4,6 +4,8 @@
  *
  * - invalid UTF-8 is a 400 `invalid_utf8`: decoding would silently turn the bad bytes into U+FFFD
  *   and the service would score text the client never sent;
+ * - tool-call `arguments` objects get their exact Python value attached where JSON.parse may have
+ *   lost it (text/python-repr.ts), so the plain renderer writes str() of what was sent;
  * - nesting deeper than MAX_JSON_DEPTH is a 400 `too_deeply_nested`, before JSON.parse: free-form
  *   fields (tool-call arguments, dataset records, tool definitions) are later serialized or walked
  *   recursively, and a body of "[[[[…" would exhaust the stack there (a 500) after tokenization work.
@@ -11,6 +13,7 @@
 import { isUtf8 } from 'node:buffer';
 import type { FastifyInstance } from 'fastify';
 import { badRequest } from '../errors.js';
+import { annotateArguments } from '../text/python-repr.js';
 
 /** Far deeper than any agent record or tool argument; far shallower than a stack overflow. */
 export const MAX_JSON_DEPTH = 128;
@@ -52,6 +55,11 @@ export function jsonBodyParser(app: FastifyInstance): void {
       done(badRequest('too_deeply_nested', `the JSON body nests arrays/objects deeper than ${MAX_JSON_DEPTH} levels`), undefined);
       return;
     }
-    parse(request, bytes.toString('utf8'), done);
+    const text = bytes.toString('utf8');
+    // Tool-call arguments objects keep what Python's json.loads would (1.0, big ints, key order) for the plain renderer.
+    parse(request, text, (err: Error | null, value?: unknown) => {
+      if (!err) annotateArguments(text, value);
+      done(err, value);
+    });
   });
 }

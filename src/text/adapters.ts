@@ -22,6 +22,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { badRequest, ServiceError, unprocessable } from '../errors.js';
 import { DEFAULT_ACTION_ROLES, validateMessages, type Message } from './messages.js';
+import { annotateArguments } from './python-repr.js';
 
 export const TRAJECTORY_FORMATS = ['messages', 'who_and_when', 'tau_bench', 'agentprocessbench', 'processbench'] as const;
 export type TrajectoryFormat = (typeof TRAJECTORY_FORMATS)[number];
@@ -359,7 +360,9 @@ interface RawRecord {
 
 function parseJson(text: string, where: string): unknown {
   try {
-    return JSON.parse(text);
+    const value = JSON.parse(text);
+    annotateArguments(text, value);
+    return value;
   } catch (err) {
     throw new TrajectoryFileError(`${where}: not valid JSON (${(err as Error).message})`);
   }

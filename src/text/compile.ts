@@ -11,8 +11,12 @@
  *   400 invalid_message           a message of the wrong shape (role, content, name, tool_calls)
  *   400 invalid_segment           a segment without exactly one of text / ids, or of the wrong type
  *   400 invalid_render            render other than "plain" / "chat_template"
+ *   400 invalid_tokenization      tokenization other than "paper" / "joint"
+ *   400 invalid_label             label other than "role" / "name"
  *   400 invalid_action_roles      action_roles not a list of strings
  *   422 empty_step                step "" / step_ids [] / a step that encodes or renders to no tokens
+ *                                 (joint: whose text joins the token before it)
+ *   422 tokenization_unaligned    joint: the tokenizer's tokens do not spell the text back (offsets.ts)
  *   422 empty_trajectory          messages [] / segments []
  *   422 no_steps                  no message or segment is scored (check action_roles / score)
  *   422 ids_out_of_vocabulary     a token id (given, or produced by the tokenizer) that is not an
@@ -28,6 +32,8 @@
  *   422 chat_template_not_prefix  the template has no well-defined span for a message (chat-template.ts)
  *
  * Rules chosen where the design is silent:
+ *   - joint adds no special tokens to a chat-template rendering (apply_chat_template does not);
+ *     with segments, each run of text segments is encoded as one text, given ids stay as they are.
  *   - Token-id input gets no BOS: the caller gave the exact tokens (put BOS in prompt_ids if the
  *     model wants it). Segments get BOS only when the first segment is text.
  *   - /v1/score with nothing before the step is refused (no_context) rather than silently

@@ -6,8 +6,9 @@
  * json.loads keeps survives: `1.0` stays a float ("1.0"), `12345678901234567890` an exact int,
  * keys keep their order (JavaScript puts integer-like keys first), a repeated key keeps its first
  * place and its last value, and NaN/Infinity are accepted. Arguments given as an object were
- * already parsed by JSON.parse: there an integral number prints as an int (JSON.parse cannot tell
- * `1.0` from `1`).
+ * parsed by JSON.parse; the request body parser and the offline file reader re-read them from the
+ * JSON text where JSON.parse may have lost something (`annotateArguments`), so they print exactly
+ * too; an object built in code prints an integral number as an int.
  */
 
 export type PyValue =
@@ -34,6 +35,17 @@ export function parsePythonJson(text: string): PyValue {
     i++; // opening quote
     let out = '';
     for (;;) {
+      // Plain runs are copied in one slice.
+      let j = i;
+      while (j < text.length) {
+        const code = text.charCodeAt(j);
+        if (code === 0x22 || code === 0x5c || code < 0x20) break;
+        j++;
+      }
+      if (j > i) {
+        out += text.slice(i, j);
+        i = j;
+      }
       if (i >= text.length) fail('unterminated string');
       const c = text[i++];
       if (c === '"') return out;
@@ -129,6 +141,8 @@ export function parsePythonJson(text: string): PyValue {
 
 /** A value JSON.parse made → Python's type (an integral number is an int). */
 export function fromJs(value: unknown): PyValue {
+  const exact = value && typeof value === 'object' ? (value as { [PYTHON_VALUE]?: PyValue })[PYTHON_VALUE] : undefined;
+  if (exact !== undefined) return exact;
   if (value === null || value === undefined) return { t: 'none' };
   if (typeof value === 'boolean') return { t: 'bool', v: value };
   if (typeof value === 'string') return { t: 'str', v: value };
@@ -220,4 +234,39 @@ export function pythonStrip(s: string): string {
   while (a < b && PY_SPACE.includes(s[a])) a++;
   while (b > a && PY_SPACE.includes(s[b - 1])) b--;
   return s.slice(a, b);
+}
+
+/**
+ * Tool-call arguments given as objects lose, in JSON.parse, what json.loads keeps (`1.0` becomes
+ * 1, integers past 2^53 round, integer-like keys move first). A JSON text that may hold such
+ * arguments is parsed a second time here, and each `arguments` object gets its exact Python value
+ * under this (non-enumerable) symbol, which `fromJs` prefers. Symbol.for: the body parser sets it
+ * without importing this module.
+ */
+export const PYTHON_VALUE = Symbol.for('progress-advantage-server.python-value');
+
+/** Cheap test on the raw text: an `arguments` key and a literal JSON.parse would not keep. */
+const MAY_LOSE = /\d\.\d*0(?![\d])|\d[eE]|\d{16}|"-?\d+"\s*:/;
+
+export function annotateArguments(text: string, value: unknown): void {
+  if (!text.includes('"arguments"') || !MAY_LOSE.test(text)) return;
+  let tree: PyValue;
+  try {
+    tree = parsePythonJson(text);
+  } catch {
+    return;
+  }
+  const walk = (py: PyValue, js: unknown): void => {
+    if (py.t === 'list' && Array.isArray(js)) py.v.forEach((p, i) => walk(p, js[i]));
+    else if (py.t === 'dict' && js && typeof js === 'object' && !Array.isArray(js)) {
+      for (const [key, p] of py.v) {
+        const child = (js as Record<string, unknown>)[key];
+        if (key === 'arguments' && p.t === 'dict' && child && typeof child === 'object' && !Array.isArray(child)) {
+          Object.defineProperty(child, PYTHON_VALUE, { value: p, enumerable: false });
+        }
+        walk(p, child);
+      }
+    }
+  };
+  walk(tree, value);
 }

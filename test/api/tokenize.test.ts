@@ -222,6 +222,17 @@ describe('/v1/tokenize returns the ids whose log-probs the scoring routes return
   });
 });
 
+describe('tool-call arguments sent as objects', () => {
+  it('render as Python str() of what was sent: 1.0 stays a float, big integers exact, keys in their order', async () => {
+    const payload =
+      '{"messages": [{"role": "user", "content": "go"}, {"role": "assistant", "content": null, "tool_calls": ' +
+      '[{"name": "f", "arguments": {"x": 1.0, "big": 12345678901234567890, "2": "a", "1": "b", "e": 1e2}}]}]}';
+    const res = await app.inject({ method: 'POST', url: '/v1/tokenize', headers: { 'content-type': 'application/json' }, payload });
+    // Python: str({'x': 1.0, 'big': 12345678901234567890, '2': 'a', '1': 'b', 'e': 100.0})
+    expect(res.json().pieces[1].text).toBe("\n[assistant]: tool_call(f, {'x': 1.0, 'big': 12345678901234567890, '2': 'a', '1': 'b', 'e': 100.0})");
+  });
+});
+
 describe('errors inside items name the item', () => {
   it('error.item is the index of the item at fault, on every items route', async () => {
     const score = await post('/v1/score', { items: [STEP_BODY, { prompt: 'x', step: '' }] });

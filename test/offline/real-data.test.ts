@@ -82,7 +82,8 @@ function checkLines(lines: any[], expectedSteps: number[]) {
 }
 
 describe('pa-server score on the real data sets with the tiny Llama', () => {
-  it('all 50 Who&When cases: every entry with content is a step, but a Hand-Crafted log\'s opening human question', async () => {
+  // The JS tokenizer takes tens of seconds on the 50 long logs (the Llama tokenizer has no pre-tokenizer: each message is one BPE word).
+  it('all 50 Who&When cases: every entry with content is a step, but a Hand-Crafted log\'s opening human question', { timeout: 240_000 }, async () => {
     const { summary, trajectories, lines } = await scoreAll(path.join(DATA, 'who-and-when'), 'who_and_when');
     expect(summary).toMatchObject({ total: 50, scored: 50, failed: 0 });
     const expected = trajectories.map(({ id }) => {

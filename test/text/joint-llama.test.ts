@@ -75,3 +75,25 @@ describe.skipIf(SKIP_REAL)('joint on the Llama tokenizer', async () => {
     expect(laterSteps).toBeGreaterThan(300);
   });
 });
+
+describe.skipIf(SKIP_REAL)('joint on a GPT-2 tokenizer (byte-level BPE, a bos_token it never adds)', async () => {
+  const gpt2 = await loadTokenizer(DIRS.gpt2);
+  const limits = { maxLength: 1 << 30, vocabSize: 50257, truncate: true };
+
+  it('adds no BOS (paper does: 50256), and each piece decodes back to its text, accents and emoji included', () => {
+    const messages = [
+      { role: 'user', content: 'Réservez un vol pour Zürich 🚀 demain' },
+      { role: 'assistant', content: 'D’accord — je cherche.', tool_calls: [{ function: { name: 'search', arguments: '{"city": "Zürich", "n": 2}' } }] },
+      { role: 'tool', content: '[{"flight": "LX 318"}]' },
+      { role: 'assistant', content: '  Vol LX 318 trouvé.  ' },
+    ];
+    const joint = compileTrajectoryDetailed({ messages, tokenization: 'joint' }, gpt2, limits);
+    const text = joint.pieces.map((p) => p.text).join('');
+    expect(joint.sequence.ids).toEqual(gpt2.encode(text));
+    expect(joint.bosAdded).toBe(false);
+    joint.pieces.forEach((p) => expect(gpt2.decode(joint.sequence.ids.slice(p.start, p.end))).toBe(p.text));
+    const paper = compileTrajectoryDetailed({ messages }, gpt2, limits);
+    expect(paper.sequence.ids[0]).toBe(50256);
+    expect(paper.bosAdded).toBe(true);
+  });
+});

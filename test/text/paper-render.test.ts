@@ -7,6 +7,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readTrajectoryFile } from '../../src/text/adapters.js';
@@ -19,8 +20,9 @@ import { DATA, DIRS, SKIP_REAL, readJson } from './real-files.js';
 const SCRIPT = path.join(__dirname, 'fixtures', 'paper_render.py');
 const PYTHON = fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 
-function paper(input: { messages?: unknown[]; who_and_when?: unknown[] }): { messages: string[][]; who_and_when: string[][] } {
-  return JSON.parse(execFileSync(PYTHON, [SCRIPT], { input: JSON.stringify(input), maxBuffer: 256 * 1024 * 1024 }).toString('utf8'));
+function paper(input: { messages?: unknown[]; who_and_when?: unknown[] } | string): { messages: string[][]; who_and_when: string[][] } {
+  const text = typeof input === 'string' ? input : JSON.stringify(input);
+  return JSON.parse(execFileSync(PYTHON, [SCRIPT], { input: text, maxBuffer: 256 * 1024 * 1024 }).toString('utf8'));
 }
 
 /** The edge cases: JSON-string arguments carry what JSON.parse would lose (1.0, big ints, key order). */
@@ -100,5 +102,21 @@ describe.skipIf(SKIP_REAL)('plain rendering equals the paper\'s rules, written i
     expect(expected[0][2]).toContain("tool_call(numbers, {'one': 1.0, 'big': 12345678901234567890, 'neg0': -0.0, 'int0': 0,");
     expect(expected[0][2]).toContain("tool_call(order, {'b': 4, '2': 2, '1': 3})");
     expect(expected[1][0]).toBe(`[assistant]: tool_call(first, {'x': "'"})`);
+  });
+
+  it('arguments objects read from a file keep what json.loads keeps (1.0, big integers, key order)', () => {
+    const messages =
+      '[{"role": "user", "content": "go"}, {"role": "assistant", "content": null, "tool_calls": [{"name": "f", ' +
+      '"arguments": {"x": 1.0, "big": 12345678901234567890, "2": "a", "1": "b", "e": 1e2, "deep": {"arguments": {"y": 2.50}}}}]}]';
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'paper-render-')), 'one.json');
+    fs.writeFileSync(file, messages);
+    try {
+      const [{ trajectory }] = readTrajectoryFile(file, 'messages');
+      const expected = paper(`{"messages": [${messages}]}`).messages[0];
+      expect(renderPlain(trajectory.messages)).toEqual(expected);
+      expect(expected[1]).toContain("'x': 1.0, 'big': 12345678901234567890, '2': 'a', '1': 'b', 'e': 100.0");
+    } finally {
+      fs.rmSync(path.dirname(file), { recursive: true, force: true });
+    }
   });
 });
