@@ -17,6 +17,7 @@ import { runLevers } from './levers.js';
 import { runLimit, type LimitResult } from './limit.js';
 import { runMemory, type MemoryResult } from './memory.js';
 import { runPaper, type PaperResult } from './paper.js';
+import { runPrefix, type PrefixBenchResult } from './prefix.js';
 import { runService, type ServiceResult } from './service.js';
 import { runTrajectory, type TrajectoryBenchResult } from './trajectory.js';
 
@@ -27,6 +28,7 @@ const BENCHES = {
   trajectory: runTrajectory,
   memory: runMemory,
   levers: runLevers,
+  prefix: runPrefix,
 } as const;
 type BenchName = keyof typeof BENCHES;
 
@@ -72,6 +74,7 @@ function ratios(results: Partial<Record<BenchName, BenchOutput['result']>>): Rat
   const service = results.service as ServiceResult | undefined;
   const trajectory = results.trajectory as TrajectoryBenchResult | undefined;
   const memory = results.memory as MemoryResult | undefined;
+  const prefix = results.prefix as PrefixBenchResult | undefined;
   const at = (c: number) => service?.levels.find((l) => l.concurrency === c);
   const top = service ? service.levels.reduce((a, b) => (b.concurrency > a.concurrency ? b : a)) : undefined;
   const out: Ratio[] = [];
@@ -104,6 +107,15 @@ function ratios(results: Partial<Record<BenchName, BenchOutput['result']>>): Rat
     const v = large.peakMiB / small.peakMiB;
     out.push({ name: `peak RSS, vocab ${large.vocab} ÷ vocab ${small.vocab}`, value: v, target: '≤ 1.25', met: v <= 1.25, detail: `${large.peakMiB.toFixed(0)} MiB / ${small.peakMiB.toFixed(0)} MiB` });
   } else out.push(missing('peak RSS 151,936 vs 32,000', '≤ 1.25', 'memory'));
+
+  if (prefix) {
+    const { agentLoop: a, bestOf8: b, independent: i, trajectory: t } = prefix;
+    out.push({ name: 'agent loop, 20 calls: cache off ÷ cache on', value: a.ratio, target: '≥ 5', met: a.ratio >= 5, detail: `${a.offMs.toFixed(0)} ms / ${a.onMs.toFixed(0)} ms` });
+    out.push({ name: `agent loop, cache on: calls at ~${a.lastContext} ÷ calls at ~${a.firstContext} tokens`, value: a.lastOverFirst, target: '≤ 2', met: a.lastOverFirst <= 2, detail: `last two ÷ first two calls` });
+    out.push({ name: 'best-of-8 /v1/rank: cache off ÷ cache on', value: b.ratio, target: '≥ 4', met: b.ratio >= 4, detail: `${b.offMs.toFixed(0)} ms / ${b.onMs.toFixed(0)} ms` });
+    out.push({ name: 'independent items: cache off ÷ cache on', value: i.ratio, target: '≥ 0.95', met: i.ratio >= 0.95, detail: `${i.offMs.toFixed(0)} ms / ${i.onMs.toFixed(0)} ms` });
+    out.push({ name: 'whole trajectories: raw full-logits forward ÷ service', value: t.ratio, target: '≥ 1.0', met: t.ratio >= 1, detail: `${t.rawMs.toFixed(0)} ms / ${t.serviceMs.toFixed(0)} ms` });
+  } else out.push(missing('prefix cache ratios', '≥ 5, ≤ 2, ≥ 4, ≥ 0.95, ≥ 1.0', 'prefix'));
   return out;
 }
 

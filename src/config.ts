@@ -51,6 +51,8 @@ export const ConfigSchema = Type.Object(
     max_queue: Type.Integer({ minimum: 1 }),
     max_wait_ms: Type.Number({ minimum: 0 }),
     max_inflight_batches: Type.Integer({ minimum: 1, maximum: 8 }),
+    /** Prefix KV cache per scorer in MiB (both roles together); 0 turns all reuse off. */
+    prefix_cache_mb: Type.Number({ minimum: 0 }),
     max_items: Type.Integer({ minimum: 1 }),
     body_limit: Type.Integer({ minimum: 1024 }),
     log_level: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l))),
@@ -87,6 +89,7 @@ export function defaultConfig(): Config {
     max_queue: 1024,
     max_wait_ms: 0,
     max_inflight_batches: 2,
+    prefix_cache_mb: 512,
     max_items: 256,
     body_limit: 8 * 1024 * 1024,
     log_level: 'info',

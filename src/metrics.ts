@@ -83,6 +83,30 @@ export class Metrics {
     labelNames: ['scorer', 'role', 'file', 'sha256', 'device'],
     registers: [this.registry],
   });
+  readonly prefixHits = new client.Counter({
+    name: 'pa_prefix_cache_hit_tokens_total',
+    help: 'Context tokens whose keys and values were read from the prefix cache, per scorer and model role',
+    labelNames: ['scorer', 'role'],
+    registers: [this.registry],
+  });
+  readonly prefixMisses = new client.Counter({
+    name: 'pa_prefix_cache_miss_tokens_total',
+    help: 'Tokens run through the model with the prefix cache on (not found in it), per scorer and model role',
+    labelNames: ['scorer', 'role'],
+    registers: [this.registry],
+  });
+  readonly prefixBytes = new client.Gauge({
+    name: 'pa_prefix_cache_bytes',
+    help: 'Bytes of KV blocks the prefix cache holds, per scorer and model role',
+    labelNames: ['scorer', 'role'],
+    registers: [this.registry],
+  });
+  readonly prefixEvictions = new client.Counter({
+    name: 'pa_prefix_cache_evictions_total',
+    help: 'Prefix-cache blocks evicted to stay within --prefix-cache-mb, per scorer and model role',
+    labelNames: ['scorer', 'role'],
+    registers: [this.registry],
+  });
   readonly workerRestarts = new client.Counter({
     name: 'pa_worker_restarts_total',
     help: 'Engine worker threads restarted after they died',
@@ -104,8 +128,15 @@ export class Metrics {
   private readonly queuedPerScorer = new Map<string, number>();
 
   /** pa_model_info: one series (value 1) per loaded model file, once the pool has loaded. */
-  recordModels(scorers: readonly { name: string; engine: { policyInfo: SessionInfo; referenceInfo: SessionInfo } }[]): void {
+  recordModels(
+    scorers: readonly { name: string; engine: { policyInfo: SessionInfo; referenceInfo: SessionInfo; caches?: Partial<Record<string, unknown>> } }[],
+  ): void {
     for (const s of scorers) {
+      // The prefix-cache series exist (at 0) from the start for every role that has a cache.
+      for (const role of Object.keys(s.engine.caches ?? {})) {
+        for (const c of [this.prefixHits, this.prefixMisses, this.prefixEvictions]) c.inc({ scorer: s.name, role }, 0);
+        this.prefixBytes.set({ scorer: s.name, role }, 0);
+      }
       for (const [role, info] of [['policy', s.engine.policyInfo], ['reference', s.engine.referenceInfo]] as const) {
         this.modelInfo.set({ scorer: s.name, role, file: info.file, sha256: info.sha256, device: info.provider }, 1);
       }
@@ -128,6 +159,12 @@ export class Metrics {
       },
       dropped: (reason, rows) => this.dropped.inc({ reason }, rows),
       inference: (scorer, role, seconds) => this.inference.observe({ scorer, role }, seconds),
+      prefixCache: (scorer, role, r) => {
+        this.prefixHits.inc({ scorer, role }, r.hitTokens);
+        this.prefixMisses.inc({ scorer, role }, r.missTokens);
+        this.prefixEvictions.inc({ scorer, role }, r.evictions);
+        this.prefixBytes.set({ scorer, role }, r.bytes);
+      },
     };
   }
 }

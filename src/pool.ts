@@ -73,6 +73,7 @@ export class ScorerPool {
         referenceOnnx: referenceDir.onnxFile,
         device,
         threads: this.config.threads,
+        prefixCacheMb: this.config.prefix_cache_mb,
         batching: {
           maxBatchTokens: this.config.max_batch_tokens,
           maxBatchRows: this.config.max_batch_rows,

@@ -32,10 +32,15 @@ export interface TokenScores {
   policy: Float64Array;
   /** log π_ref(y_k | context). */
   reference: Float64Array;
-  /** Policy's distribution at the same positions: entropy H(p) in nats. */
+  /**
+   * Policy's distribution at the same positions: entropy H(p) in nats. The three statistics are
+   * empty unless the request asked for them (ScoreOptions.stats: confidence baselines).
+   */
   entropy: Float64Array;
   /** Mean over the full vocabulary of log p_v (Self-Certainty = −log V − this). */
   meanLogprob: Float64Array;
   /** Mean of the top-k (k = 20, or V if smaller) log-probs (DeepConf confidence = −this). */
   topkMeanLogprob: Float64Array;
+  /** Tokens of the context whose keys and values came from the prefix cache (usage.cached_tokens). */
+  cachedTokens?: number;
 }

@@ -36,6 +36,8 @@ export async function runScoring(
   ctx: RouteContext,
   scorer: Scorer,
   compile: () => Sequence[],
+  /** `stats`: the request asks for the policy's confidence baselines. Read after compile() ran. */
+  options: { readonly stats?: boolean } = {},
 ): Promise<{ sequences: Sequence[]; scores: TokenScores[] }> {
   const deadline = deadlineOf(request);
   const t0 = performance.now();
@@ -53,7 +55,7 @@ export async function runScoring(
   reply.raw.once('close', onClose);
   const timing: RequestTiming = { queueSeconds: 0, inferenceSeconds: 0 };
   try {
-    const scores = await scorer.engine.score(sequences, { signal: abort.signal, deadline, timing });
+    const scores = await scorer.engine.score(sequences, { signal: abort.signal, deadline, timing, stats: options.stats });
     const scored = sequences.reduce((n, s) => n + s.spans.reduce((m, sp) => m + sp.end - sp.start, 0), 0);
     ctx.metrics.scoredTokens.inc({ scorer: scorer.name }, scored);
     return { sequences, scores };

@@ -12,6 +12,7 @@ export const describeModel = (info: SessionInfo) => ({
   sha256: info.sha256,
   provider: info.provider,
   lm_head_gathered: info.gatherBeforeLmHead,
+  kv_bytes_per_token: info.kv?.bytesPerToken ?? null,
 });
 
 /** A scorer's tokenization facts, as /v1/models reports them. */
@@ -48,6 +49,7 @@ export function modelRoutes(app: FastifyInstance, ctx: RouteContext): void {
           device: s.device,
           policy: describeModel(s.engine.policyInfo),
           reference: describeModel(s.engine.referenceInfo),
+          prefix_cache: s.engine.prefixCacheInfo(),
         })),
         limits: serviceLimits(ctx.config),
       };

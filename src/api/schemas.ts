@@ -101,12 +101,25 @@ export const ScoreResult = Type.Object(
 export const Usage = Type.Object({
   prompt_tokens: Type.Integer({ description: 'Context tokens that went through the models' }),
   scored_tokens: Type.Integer({ description: 'Step tokens scored' }),
+  cached_tokens: Type.Optional(
+    Type.Integer({ description: 'Context tokens read from the prefix KV cache instead of run through the models (0 with the cache off)' }),
+  ),
 });
 
 export const ScoreResponse = Type.Union([
   Type.Composite([Type.Object({ model: Type.String() }), ScoreResult, Type.Object({ usage: Usage })]),
   Type.Object({ model: Type.String(), results: Type.Array(ScoreResult), usage: Usage }),
 ]);
+
+const ModelFile = Type.Object({
+  file: Type.String(),
+  sha256: Type.String(),
+  provider: Type.String(),
+  lm_head_gathered: Type.Boolean(),
+  kv_bytes_per_token: Type.Union([Type.Integer(), Type.Null()], {
+    description: 'Bytes of keys and values one cached token holds (all layers); null: the export has no KV cache',
+  }),
+});
 
 export const ModelsResponse = Type.Object({
   object: Type.Literal('list'),
@@ -135,8 +148,16 @@ export const ModelsResponse = Type.Object({
       ),
       warnings: Type.Array(Type.String(), { description: 'Problems found at load that serving does not refuse (also logged at start-up)' }),
       device: Type.String(),
-      policy: Type.Object({ file: Type.String(), sha256: Type.String(), provider: Type.String(), lm_head_gathered: Type.Boolean() }),
-      reference: Type.Object({ file: Type.String(), sha256: Type.String(), provider: Type.String(), lm_head_gathered: Type.Boolean() }),
+      policy: ModelFile,
+      reference: ModelFile,
+      prefix_cache: Type.Object(
+        {
+          capacity_bytes: Type.Integer({ description: 'Bound of the scorer\'s prefix KV cache (both roles); 0: off' }),
+          bytes: Type.Integer({ description: 'Bytes of KV blocks held now' }),
+          block_tokens: Type.Integer({ description: 'Tokens per cached block' }),
+        },
+        { description: 'Prefix KV cache: with-past exports reuse the keys and values of earlier requests\' prefixes' },
+      ),
     }),
   ),
   limits: Type.Object({

@@ -27,7 +27,7 @@ export function scoreRoutes(app: FastifyInstance, ctx: RouteContext): void {
       return compiled.compiled.map((c) => c.sequence);
     });
     const results = items.map((item, i) => scoreResult(item, sequences[i], scores[i], scorer));
-    const usage = usageOf(sequences);
+    const usage = usageOf(sequences, scores);
     return body.items ? { model: scorer.name, results, usage } : { model: scorer.name, ...results[0], usage };
   };
   app.post('/v1/score', { schema: { ...schema, tags: ['score'] } }, handler);

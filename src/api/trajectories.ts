@@ -30,10 +30,21 @@ import {
 async function scoreCompiled(request: FastifyRequest, reply: FastifyReply, ctx: RouteContext, model: string | undefined, compileAll: (scorer: Scorer) => CompiledTrajectory[]) {
   const scorer = ctx.pool.get(model);
   let compiled: CompiledTrajectory[] = [];
-  const { sequences, scores } = await runScoring(request, reply, ctx, scorer, () => {
-    compiled = compileAll(scorer);
-    return compiled.map((c) => c.sequence);
-  });
+  const { sequences, scores } = await runScoring(
+    request,
+    reply,
+    ctx,
+    scorer,
+    () => {
+      compiled = compileAll(scorer);
+      return compiled.map((c) => c.sequence);
+    },
+    {
+      get stats() {
+        return compiled.some((c) => c.request.baselines === true);
+      },
+    },
+  );
   return { scorer, compiled, sequences, scores };
 }
 
@@ -55,7 +66,7 @@ export function trajectoryRoutes(app: FastifyInstance, ctx: RouteContext): void 
       const body = request.body as TrajectoryBody;
       const { scorer, compiled, sequences, scores } = await scoreCompiled(request, reply, ctx, body.model, (s) => compileTrajectoryBody(body, s));
       const results = compiled.map((c, i) => trajectoryResult(c, scores[i], scorer));
-      const usage = usageOf(sequences);
+      const usage = usageOf(sequences, scores);
       return body.items ? { model: scorer.name, results, usage } : { model: scorer.name, ...results[0], usage };
     },
   );
@@ -101,7 +112,7 @@ export function trajectoryRoutes(app: FastifyInstance, ctx: RouteContext): void 
       const body = request.body as RankRequest & { model?: string };
       const scorer = ctx.pool.get(body.model);
       const { sequences, scores } = await runScoring(request, reply, ctx, scorer, () => compileRank(body, scorer).map((c) => c.sequence));
-      return { model: scorer.name, ...rankResult(body, sequences, scores, scorer), usage: usageOf(sequences) };
+      return { model: scorer.name, ...rankResult(body, sequences, scores, scorer), usage: usageOf(sequences, scores) };
     },
   );
 }

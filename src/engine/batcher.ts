@@ -24,6 +24,12 @@ export interface BatcherOptions {
   maxQueue: number;
   maxWaitMs: number;
   maxInflight: number;
+  /**
+   * With a prefix cache: a row's tokens to run and its cached past. New tokens count against
+   * maxBatchTokens, past tokens (rows × longest past) against maxBatchPastTokens.
+   */
+  rowCost?: (row: BatchRow) => { newTokens: number; pastTokens: number };
+  maxBatchPastTokens?: number;
 }
 
 export interface SubmitOptions {
@@ -32,6 +38,11 @@ export interface SubmitOptions {
   deadline?: number;
   /** Filled in as the rows run: the longest queue wait and forward time among them. */
   timing?: RequestTiming;
+  /**
+   * Per row: its wave. A row runs only once every row of a lower wave of the same request has
+   * run (it reads the prefix they computed from the cache). All 0 when absent.
+   */
+  waves?: readonly number[];
 }
 
 export interface RequestTiming {
@@ -65,6 +76,7 @@ interface Entry {
   row: BatchRow;
   enqueuedAt: number;
   ticket: Ticket;
+  wave: number;
 }
 
 /** One submit(): its rows resolve together. */
@@ -80,9 +92,18 @@ interface Ticket {
   indexOf: Map<Entry, number>;
   /** Clears the deadline timer and the abort listener once the ticket settles. */
   cleanup?: () => void;
+  /** Rows not yet finished, per wave. */
+  pendingByWave: number[];
 }
 
-export type RunBatch = (batch: EngineBatch) => Promise<BatchOutputs>;
+/** `rows` are the batch's rows before padding, in the order of `batch`. */
+export type RunBatch = (batch: EngineBatch, rows: readonly BatchRow[]) => Promise<BatchOutputs>;
+
+/** The lowest wave of a ticket that still has rows to run: rows of higher waves wait. */
+function openWave(t: Ticket): number {
+  const w = t.pendingByWave.findIndex((n) => n > 0);
+  return w < 0 ? Infinity : w;
+}
 
 export class Batcher {
   private readonly queue: Entry[] = [];
@@ -134,10 +155,13 @@ export class Batcher {
         resolve,
         reject,
         indexOf: new Map(),
+        pendingByWave: [],
       };
       const now = performance.now();
       rows.forEach((row, i) => {
-        const entry = { row, enqueuedAt: now, ticket };
+        const wave = options.waves?.[i] ?? 0;
+        ticket.pendingByWave[wave] = (ticket.pendingByWave[wave] ?? 0) + 1;
+        const entry = { row, enqueuedAt: now, ticket, wave };
         ticket.indexOf.set(entry, i);
         this.queue.push(entry);
       });
@@ -225,26 +249,48 @@ export class Batcher {
     if (this.queue.length !== before) this.observer.queueSize?.(this.queue.length);
   }
 
+  /**
+   * FIFO over the rows that may run: a row waiting for its request's earlier wave is passed
+   * over (it is at the front again once that wave is done); the batch stops at the first row
+   * that may run but does not fit.
+   */
   private takeBatch(): Entry[] {
     const taken: Entry[] = [];
     const maxScored = this.options.maxBatchScored ?? Infinity;
+    const maxPast = this.options.maxBatchPastTokens ?? Infinity;
+    const cost = this.options.rowCost;
     let longest = 0;
+    let longestPast = 0;
     let scored = 0;
-    while (this.queue.length > 0 && taken.length < this.options.maxBatchRows) {
-      const next = this.queue[0];
-      const len = Math.max(longest, next.row.ids.length);
+    let i = 0;
+    while (i < this.queue.length && taken.length < this.options.maxBatchRows) {
+      const next = this.queue[i];
+      if (next.wave > openWave(next.ticket)) {
+        i++;
+        continue;
+      }
+      const c = cost ? cost(next.row) : { newTokens: next.row.ids.length, pastTokens: 0 };
+      const len = Math.max(longest, c.newTokens);
+      const past = Math.max(longestPast, c.pastTokens);
       if (taken.length > 0 && (taken.length + 1) * bucketLength(len) > this.options.maxBatchTokens) break;
+      if (taken.length > 0 && (taken.length + 1) * past > maxPast) break;
       if (taken.length > 0 && scored + next.row.positions.length > maxScored) break;
-      taken.push(this.queue.shift()!);
+      taken.push(this.queue.splice(i, 1)[0]);
       longest = len;
+      longestPast = past;
       scored += next.row.positions.length;
     }
     return taken;
   }
 
+  /** Whether some queued row may run now (rows of a later wave wait for their request's earlier one). */
+  private runnable(): boolean {
+    return this.queue.some((e) => e.wave <= openWave(e.ticket));
+  }
+
   private pump(): void {
     this.dropDead();
-    while (this.inflight < this.options.maxInflight && this.queue.length > 0) {
+    while (this.inflight < this.options.maxInflight && this.queue.length > 0 && this.runnable()) {
       if (this.options.maxWaitMs > 0 && this.shouldWait()) return;
       const entries = this.takeBatch();
       this.observer.queueSize?.(this.queue.length);
@@ -272,7 +318,8 @@ export class Batcher {
     this.inflight++;
     const started = performance.now();
     try {
-      const batch = packBatch(entries.map((e) => e.row));
+      const rows = entries.map((e) => e.row);
+      const batch = packBatch(rows);
       this.observer.batchStarted?.({
         rows: batch.rows,
         paddedTokens: batch.rows * batch.seqLen,
@@ -286,7 +333,7 @@ export class Batcher {
       }
       let outputs: BatchOutputs;
       try {
-        outputs = await this.runBatch(batch);
+        outputs = await this.runBatch(batch, rows);
       } catch (err) {
         for (const e of entries) this.fail(e.ticket, err as Error);
         return;
@@ -303,6 +350,7 @@ export class Batcher {
         for (const [name, values] of Object.entries(outputs)) rowOutputs[name] = values.subarray(offset, offset + n);
         offset += n;
         const t = e.ticket;
+        t.pendingByWave[e.wave]--;
         if (t.settled) continue;
         t.results[t.indexOf.get(e)!] = rowOutputs;
         if (--t.remaining === 0) {

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { ServiceError } from '../errors.js';
 import type { EngineBatch, HeadOutputs } from './batch.js';
+import type { KvPlan } from './kv-plan.js';
 import type { SessionInfo, SessionSpec } from './session.js';
 import type { WorkerRequest, WorkerResponse } from './worker-protocol.js';
 
@@ -23,8 +24,16 @@ function spawnWorker(workerData: unknown): Worker {
   return new Worker(bootstrap, { eval: true, workerData });
 }
 
+export interface WorkerResult {
+  outputs: HeadOutputs;
+  /** The plan's cached blocks were missing, so the whole rows were recomputed. */
+  recomputed: boolean;
+  /** Bytes of KV blocks the worker holds after the run. */
+  cacheBytes: number;
+}
+
 interface Pending {
-  resolve: (o: HeadOutputs) => void;
+  resolve: (o: WorkerResult) => void;
   reject: (e: Error) => void;
 }
 
@@ -66,7 +75,7 @@ export class EngineWorker extends EventEmitter {
           const p = this.pending.get(msg.id);
           if (!p) return;
           this.pending.delete(msg.id);
-          if (msg.type === 'result') p.resolve(msg.outputs);
+          if (msg.type === 'result') p.resolve(msg);
           else p.reject(new ServiceError(500, 'inference_failed', `${this.role} forward pass failed: ${msg.message}`));
         }
       });
@@ -99,7 +108,13 @@ export class EngineWorker extends EventEmitter {
     return this.restarts;
   }
 
-  run(batch: EngineBatch): Promise<HeadOutputs> {
+  /** One forward of the whole rows (statistics on, in a session that has them). */
+  async run(batch: EngineBatch): Promise<HeadOutputs> {
+    return (await this.runPlanned(batch, true)).outputs;
+  }
+
+  /** One forward, with the statistics switched on or off and, with `kv`, over cached blocks. */
+  runPlanned(batch: EngineBatch, stats: boolean, kv?: KvPlan): Promise<WorkerResult> {
     const worker = this.worker;
     if (!worker || !this.ready) {
       return Promise.reject(new ServiceError(503, 'engine_restarting', `the ${this.role} engine worker is restarting; retry shortly`, { 'retry-after': '1' }));
@@ -107,8 +122,13 @@ export class EngineWorker extends EventEmitter {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      worker.postMessage({ type: 'run', id, batch } satisfies WorkerRequest);
+      worker.postMessage({ type: 'run', id, batch, stats, kv } satisfies WorkerRequest);
     });
+  }
+
+  /** Drops every cached KV block (after the batches already sent). */
+  clearCache(): void {
+    this.worker?.postMessage({ type: 'clear-cache' } satisfies WorkerRequest);
   }
 
   /**

@@ -20,6 +20,8 @@ export interface ModelDir {
 }
 
 const ONNX_CANDIDATES = [
+  // A with-past export next to a plain one is preferred: it is what the prefix cache runs.
+  'decoder_with_past_model.onnx',
   'model.onnx',
   'onnx/model.onnx',
   'decoder_model_merged.onnx',

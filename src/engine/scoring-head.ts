@@ -33,7 +33,7 @@ function graphOf(model: ModelProto): GraphProto | undefined {
 }
 const DataType = onnx.TensorProto.DataType;
 
-export const HEAD_INPUTS = { gatherIndex: 'pa_gather_index', targets: 'pa_targets' } as const;
+export const HEAD_INPUTS = { gatherIndex: 'pa_gather_index', targets: 'pa_targets', stats: 'pa_stats' } as const;
 export const HEAD_OUTPUTS = {
   logprob: 'pa_logprob',
   entropy: 'pa_entropy',
@@ -48,6 +48,8 @@ export interface HeadOptions {
   topK?: number;
   /** Name of the logits output; default `logits`, else the graph's first output. */
   logitsName?: string;
+  /** Graph outputs to keep next to the head's (the KV presents of a with-past export). */
+  keepOutputs?: readonly string[];
 }
 
 export interface HeadInfo {
@@ -187,22 +189,46 @@ export function addScoringHead(model: ModelProto, file: string, options: HeadOpt
 
   const outputs = [tensorInput(HEAD_OUTPUTS.logprob, DataType.FLOAT, ['pa_rows', 1])];
   if (options.stats) {
+    // The statistics sit in an If on the bool input pa_stats: a request that asks for no
+    // baselines runs the else branch, which answers empty [0, 1] tensors and costs nothing.
     const k = Math.min(options.topK ?? 20, vocabSize);
     graph.initializer.push(
       constant('pa_head/neg_ones_v', DataType.FLOAT, [vocabSize, 1], new Float32Array(vocabSize).fill(-1)),
       constant('pa_head/inv_v', DataType.FLOAT, [vocabSize, 1], new Float32Array(vocabSize).fill(1 / vocabSize)),
       constant('pa_head/inv_k', DataType.FLOAT, [k, 1], new Float32Array(k).fill(1 / k)),
       constant('pa_head/k', DataType.INT64, [1], BigInt64Array.of(BigInt(k))),
+      constant('pa_head/empty', DataType.FLOAT, [0, 1], new Float32Array(0)),
     );
-    added.push(node('Exp', ['pa_head/logsoftmax'], ['pa_head/probs']));
-    added.push(node('Mul', ['pa_head/probs', 'pa_head/logsoftmax'], ['pa_head/plogp']));
-    added.push(node('MatMul', ['pa_head/plogp', 'pa_head/neg_ones_v'], [HEAD_OUTPUTS.entropy]));
-    added.push(node('MatMul', ['pa_head/logsoftmax', 'pa_head/inv_v'], [HEAD_OUTPUTS.meanLogprob]));
-    added.push(node('TopK', ['pa_head/logsoftmax', 'pa_head/k'], ['pa_head/topk_values', 'pa_head/topk_indices'], { axis: 1 }));
-    added.push(node('MatMul', ['pa_head/topk_values', 'pa_head/inv_k'], [HEAD_OUTPUTS.topkMean]));
-    for (const name of [HEAD_OUTPUTS.entropy, HEAD_OUTPUTS.meanLogprob, HEAD_OUTPUTS.topkMean]) {
-      outputs.push(tensorInput(name, DataType.FLOAT, ['pa_rows', 1]));
-    }
+    const statNames = [HEAD_OUTPUTS.entropy, HEAD_OUTPUTS.meanLogprob, HEAD_OUTPUTS.topkMean];
+    const inner = statNames.map((n) => `pa_head/${n}_on`);
+    const thenNodes = [
+      node('Exp', ['pa_head/logsoftmax'], ['pa_head/probs']),
+      node('Mul', ['pa_head/probs', 'pa_head/logsoftmax'], ['pa_head/plogp']),
+      node('MatMul', ['pa_head/plogp', 'pa_head/neg_ones_v'], [inner[0]]),
+      node('MatMul', ['pa_head/logsoftmax', 'pa_head/inv_v'], [inner[1]]),
+      node('TopK', ['pa_head/logsoftmax', 'pa_head/k'], ['pa_head/topk_values', 'pa_head/topk_indices'], { axis: 1 }),
+      node('MatMul', ['pa_head/topk_values', 'pa_head/inv_k'], [inner[2]]),
+    ];
+    const elseNodes = statNames.map((n) => node('Identity', ['pa_head/empty'], [`pa_head/${n}_off`]));
+    const branch = (name: string, nodes: NodeProto[], outs: string[]) =>
+      onnx.GraphProto.create({ name, node: nodes, output: outs.map((o) => tensorInput(o, DataType.FLOAT, ['pa_rows_or_0', 1])) });
+    const ifNode = onnx.NodeProto.create({
+      opType: 'If',
+      name: 'pa_head/stats',
+      input: [HEAD_INPUTS.stats],
+      output: statNames,
+      attribute: [
+        onnx.AttributeProto.create({ name: 'then_branch', type: onnx.AttributeProto.AttributeType.GRAPH, g: branch('pa_stats_on', thenNodes, inner) }),
+        onnx.AttributeProto.create({
+          name: 'else_branch',
+          type: onnx.AttributeProto.AttributeType.GRAPH,
+          g: branch('pa_stats_off', elseNodes, statNames.map((n) => `pa_head/${n}_off`)),
+        }),
+      ],
+    });
+    added.push(ifNode);
+    for (const name of statNames) outputs.push(tensorInput(name, DataType.FLOAT, ['pa_rows_or_0', 1]));
+    graph.input.push(tensorInput(HEAD_INPUTS.stats, DataType.BOOL, [1]));
   }
 
   graph.node.push(...added);
@@ -212,7 +238,8 @@ export function addScoringHead(model: ModelProto, file: string, options: HeadOpt
   );
   // Only the head's outputs remain: the full logits (and KV-cache presents) are no longer
   // graph outputs, so nothing of size [B, S, V] is produced for or copied to JS.
-  graph.output.splice(0, graph.output.length, ...outputs);
+  const kept = outputsOf.filter((o) => options.keepOutputs?.includes(o.name!));
+  graph.output.splice(0, graph.output.length, ...outputs, ...kept);
   return { gatherBeforeLmHead, vocabSize, logitsType };
 }
 

@@ -7,6 +7,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import ort from 'onnxruntime-node';
 import type { EngineBatch, HeadOutputs } from './batch.js';
+import { BIAS_INPUT, attentionBias, feedAttentionBias } from './attention-bias.js';
+import { detectKv, isPastInput, kvLayoutFromPresents, type KvLayout } from './kv.js';
 import {
   HEAD_INPUTS,
   HEAD_OUTPUTS,
@@ -27,6 +29,8 @@ export interface SessionSpec {
   topK?: number;
   device: string;
   intraOpThreads: number;
+  /** Tokens per prefix-cache block; absent or 0: no cache in this session's worker. */
+  blockTokens?: number;
   /** ORT allocator switches (bench/levers.ts measures them); ORT's defaults when absent. */
   memory?: { enableCpuMemArena?: boolean; enableMemPattern?: boolean };
 }
@@ -37,9 +41,41 @@ export interface SessionInfo extends HeadInfo {
   inputs: string[];
   /** Execution provider actually used. */
   provider: string;
+  /** The export's KV cache (past inputs and present outputs), or null when it has none. */
+  kv: KvLayout | null;
+}
+
+/** A past for a run: per row, the tokens already in the feeds (right-aligned in `padded`). */
+export interface PastFeed {
+  lengths: Int32Array;
+  padded: number;
+  tensors: Record<string, { data: ArrayBufferView; dims: number[] }>;
+}
+
+export interface RunOptions {
+  /** Compute the policy's confidence statistics (only in a session loaded with `stats`). */
+  stats?: boolean;
+  past?: PastFeed;
+  /** Also return the present outputs (to keep blocks of them in the cache). */
+  presents?: boolean;
+}
+
+export interface RunResult {
+  outputs: HeadOutputs;
+  presents?: Record<string, { data: ArrayBufferView; dims: readonly number[] }>;
 }
 
 type InputMeta = { name: string; isTensor: boolean; type?: string; shape?: readonly (number | string)[] };
+
+type ValueInfo = { type?: { tensorType?: { elemType?: number | null; shape?: { dim?: { dimValue?: unknown; dimParam?: string | null }[] | null } | null } | null } | null };
+
+function elemName(elemType: number | null | undefined): string | undefined {
+  return elemType === 1 ? 'float32' : elemType === 10 ? 'float16' : undefined;
+}
+
+function dimsOf(vi: ValueInfo): (number | string)[] {
+  return (vi.type?.tensorType?.shape?.dim ?? []).map((d) => (d.dimParam ? d.dimParam : Number(d.dimValue ?? 0)));
+}
 
 export class ModelLoadError extends Error {}
 
@@ -50,6 +86,12 @@ export function executionProviders(device: string): { providers: ort.InferenceSe
   if (device === 'auto') return [...executionProviders('cuda'), ...executionProviders('cpu')];
   if (device === 'cpu') return [{ providers: ['cpu'], name: 'cpu' }];
   throw new ModelLoadError(`unknown device "${device}" (use cpu, cuda, cuda:N or auto)`);
+}
+
+function pastTensor(meta: InputMeta, rows: number, past: PastFeed | undefined): ort.Tensor {
+  const given = past?.tensors[meta.name];
+  if (given) return new ort.Tensor(meta.type === 'float16' ? 'float16' : 'float32', given.data as Float32Array, given.dims);
+  return emptyPast(meta, rows);
 }
 
 function emptyPast(meta: InputMeta, rows: number): ort.Tensor {
@@ -72,6 +114,7 @@ export class ScoringSession {
     private readonly session: ort.InferenceSession,
     private readonly inputs: InputMeta[],
     readonly info: SessionInfo,
+    private readonly presentNames: readonly string[] = [],
   ) {}
 
   static async load(spec: SessionSpec): Promise<ScoringSession> {
@@ -89,9 +132,19 @@ export class ScoringSession {
     } catch (err) {
       throw new ModelLoadError(`${file}: not a valid ONNX model (${(err as Error).message})`);
     }
+    const graph = model.graph!;
+    const gqa = (graph.node ?? []).some((n) => n.opType === 'GroupQueryAttention');
+    const kvBase = detectKv(
+      (graph.input ?? []).map((i) => ({ name: i.name!, type: elemName(i.type?.tensorType?.elemType), shape: dimsOf(i as ValueInfo) })),
+      (graph.output ?? []).map((o) => o.name!),
+      gqa,
+    );
+    // Several new tokens after a past need the bias fed for genai's MultiHeadAttention graphs.
+    if (kvBase) feedAttentionBias(model, kvBase.tensors[0].type === 'float16' ? 10 : 1);
     let head: HeadInfo;
     try {
-      head = spec.topK ? addTopKHead(model, file, spec.topK) : addScoringHead(model, file, { stats: spec.stats });
+      const keepOutputs = kvBase ? kvBase.tensors.map((t) => t.present) : [];
+      head = spec.topK ? addTopKHead(model, file, spec.topK, keepOutputs) : addScoringHead(model, file, { stats: spec.stats, keepOutputs });
     } catch (err) {
       throw new ModelLoadError((err as Error).message);
     }
@@ -124,9 +177,14 @@ export class ScoringSession {
           externalData,
         });
         const inputs = (session as unknown as { inputMetadata: InputMeta[] }).inputMetadata;
-        const info: SessionInfo = { ...head, file, sha256, inputs: inputs.map((i) => i.name), provider: name };
-        const scoring = new ScoringSession(session, inputs, info);
+        const info: SessionInfo = { ...head, file, sha256, inputs: inputs.map((i) => i.name), provider: name, kv: null };
+        const scoring = new ScoringSession(session, inputs, info, kvBase?.tensors.map((t) => t.present));
         scoring.checkInputs();
+        if (kvBase) {
+          // The probe's presents give the per-token sizes, whatever the graph's dims are named.
+          const { presents } = await scoring.run(probeBatch, { presents: true });
+          info.kv = kvLayoutFromPresents(kvBase, (present) => presents![present].dims);
+        }
         return scoring;
       } catch (err) {
         lastError = err;
@@ -152,28 +210,42 @@ export class ScoringSession {
     }
   }
 
-  private feedFor(meta: InputMeta, batch: EngineBatch): ort.Tensor | undefined {
+  /**
+   * Feeds of one run. With a past, row b's p_b cached tokens are right-aligned in the padded past
+   * P and its new tokens follow at P: the mask is 0 over [0, P − p_b), 1 over the real tokens,
+   * 0 over the new tokens' right padding; positions continue at p_b (cumsum(mask) − 1).
+   */
+  private feedFor(meta: InputMeta, batch: EngineBatch, options: RunOptions = {}): ort.Tensor | undefined {
     const { rows, seqLen } = batch;
     const name = meta.name;
+    const past = options.past;
+    const P = past?.padded ?? 0;
+    const pastOf = (b: number) => past?.lengths[b] ?? 0;
     if (name === 'input_ids') return intTensor(meta.type, batch.ids, [rows, seqLen]);
     if (name === 'attention_mask') {
-      const mask = new Int32Array(rows * seqLen);
-      for (let b = 0; b < rows; b++) mask.fill(1, b * seqLen, b * seqLen + batch.lengths[b]);
-      return intTensor(meta.type, mask, [rows, seqLen]);
+      const width = P + seqLen;
+      const mask = new Int32Array(rows * width);
+      for (let b = 0; b < rows; b++) mask.fill(1, b * width + P - pastOf(b), b * width + P + batch.lengths[b]);
+      return intTensor(meta.type, mask, [rows, width]);
     }
     if (name === 'position_ids') {
-      // cumsum(mask) − 1 with right padding: 0..len−1, then padding repeats the last position.
+      // cumsum(mask) − 1 with right padding: p..p+len−1, then padding repeats the last position.
       const pos = new Int32Array(rows * seqLen);
       for (let b = 0; b < rows; b++) {
-        for (let t = 0; t < seqLen; t++) pos[b * seqLen + t] = Math.min(t, Math.max(batch.lengths[b] - 1, 0));
+        const p = pastOf(b);
+        for (let t = 0; t < seqLen; t++) pos[b * seqLen + t] = p + Math.min(t, Math.max(batch.lengths[b] - 1, 0));
       }
       return intTensor(meta.type, pos, [rows, seqLen]);
     }
     if (name === 'token_type_ids') return intTensor(meta.type, new Int32Array(rows * seqLen), [rows, seqLen]);
-    if (/^past_key_values\.\d+\.(key|value)$/.test(name) || /^past_\d+$/.test(name) || /^past\.\d+\.(key|value)$/.test(name)) {
-      return emptyPast(meta, rows);
+    if (isPastInput(name)) return pastTensor(meta, rows, past);
+    if (name === BIAS_INPUT) {
+      const type = meta.type === 'float16' ? 'float16' : 'float32';
+      const bias = attentionBias(type, rows, seqLen, P, pastOf, batch.lengths);
+      return new ort.Tensor(type, bias as Float32Array, [rows, 1, seqLen, P + seqLen]);
     }
-    if (name === 'use_cache_branch') return new ort.Tensor('bool', new Uint8Array([0]), [1]);
+    if (name === 'use_cache_branch') return new ort.Tensor('bool', new Uint8Array([P > 0 ? 1 : 0]), [1]);
+    if (name === HEAD_INPUTS.stats) return new ort.Tensor('bool', new Uint8Array([options.stats === false ? 0 : 1]), [1]);
     if (name === 'num_logits_to_keep' || name === 'logits_to_keep') {
       return intTensor(meta.type, [0], (meta.shape ?? []).length === 0 ? [] : [1]);
     }
@@ -182,13 +254,28 @@ export class ScoringSession {
     return undefined;
   }
 
-  async run(batch: EngineBatch): Promise<HeadOutputs> {
+  /** Names of the head's outputs in this session (the stats ones only when it was loaded with them). */
+  private get headOutputs(): string[] {
+    const names: string[] = [HEAD_OUTPUTS.logprob];
+    if (this.inputs.some((m) => m.name === HEAD_INPUTS.stats)) names.push(HEAD_OUTPUTS.entropy, HEAD_OUTPUTS.meanLogprob, HEAD_OUTPUTS.topkMean);
+    return names;
+  }
+
+  async run(batch: EngineBatch, options: RunOptions = {}): Promise<RunResult> {
     const feeds: Record<string, ort.Tensor> = {};
-    for (const meta of this.inputs) feeds[meta.name] = this.feedFor(meta, batch)!;
-    const out = await this.session.run(feeds);
-    const read = (name: string) => (out[name] ? Float32Array.from(out[name].data as Float32Array) : undefined);
+    for (const meta of this.inputs) feeds[meta.name] = this.feedFor(meta, batch, options)!;
+    // Only what is needed is fetched: presents only when blocks of them will be kept.
+    const fetches = [...this.headOutputs];
+    if (this.session.outputNames.includes(TOPK_OUTPUTS.values)) fetches.push(TOPK_OUTPUTS.values, TOPK_OUTPUTS.indices);
+    if (options.presents) fetches.push(...this.presentNames);
+    const out = await this.session.run(feeds, fetches);
+    const read = (name: string) => {
+      const t = out[name];
+      // The stats branch switched off answers [0, 1] tensors: no statistics, not zeros.
+      return t && t.dims[0] !== 0 ? Float32Array.from(t.data as Float32Array) : undefined;
+    };
     const indices = out[TOPK_OUTPUTS.indices];
-    return {
+    const outputs: HeadOutputs = {
       logprob: read(HEAD_OUTPUTS.logprob)!,
       entropy: read(HEAD_OUTPUTS.entropy),
       meanLogprob: read(HEAD_OUTPUTS.meanLogprob),
@@ -196,6 +283,10 @@ export class ScoringSession {
       // Token ids < 2^24 are exact in float32 (the largest vocabularies are ~2^18).
       ...(indices ? { topkValues: read(TOPK_OUTPUTS.values), topkIndices: Float32Array.from(indices.data as BigInt64Array, Number) } : {}),
     };
+    if (!options.presents) return { outputs };
+    const presents: RunResult['presents'] = {};
+    for (const name of this.presentNames) presents[name] = { data: out[name].data as ArrayBufferView, dims: out[name].dims };
+    return { outputs, presents };
   }
 
   async release(): Promise<void> {

@@ -41,8 +41,9 @@ function output(name: string, dataType: number, k: number) {
   });
 }
 
-export function addTopKHead(model: ModelProto, file: string, k = MAX_TOP_K): TopKHeadInfo {
-  const head = addScoringHead(model, file, { stats: false });
+/** `keepOutputs`: graph outputs kept next to the head's (a with-past export's presents, as scoring-head.ts keeps them). */
+export function addTopKHead(model: ModelProto, file: string, k = MAX_TOP_K, keepOutputs: readonly string[] = []): TopKHeadInfo {
+  const head = addScoringHead(model, file, { stats: false, keepOutputs });
   const graph = model.graph as InstanceType<typeof onnx.GraphProto>;
   if (!graph.node!.some((n) => (n.output ?? []).includes(LOGSOFTMAX))) {
     throw new Error(`${file}: the scoring head has no ${LOGSOFTMAX} to take the top-K of`);

@@ -8,7 +8,9 @@
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { parentPort, workerData } from 'node:worker_threads';
-import type { HeadOutputs } from './batch.js';
+import type { EngineBatch, HeadOutputs } from './batch.js';
+import type { KvPlan } from './kv-plan.js';
+import { HostBlockStore } from './kv-store.js';
 import { ScoringSession, probeBatch, type SessionSpec } from './session.js';
 import type { WorkerRequest, WorkerResponse } from './worker-protocol.js';
 
@@ -32,6 +34,40 @@ function collectLoadGarbage(): void {
   (vm.runInNewContext('gc') as () => void)();
 }
 
+/** Row b of a packed batch alone, unpadded, with its gathered positions. */
+function rowOf(batch: EngineBatch, b: number): EngineBatch {
+  const n = batch.lengths[b];
+  const S = batch.seqLen;
+  const picked: number[] = [];
+  for (let k = 0; k < batch.scored; k++) if (Math.floor(batch.gatherIndex[k] / S) === b) picked.push(k);
+  return {
+    rows: 1,
+    seqLen: n,
+    ids: batch.ids.slice(b * S, b * S + n),
+    lengths: Int32Array.of(n),
+    // A row with nothing scored still runs (its blocks are kept): one thrown-away gather, as packBatch pads.
+    gatherIndex: picked.length ? Int32Array.from(picked, (k) => batch.gatherIndex[k] - b * S) : Int32Array.of(0),
+    targets: picked.length ? Int32Array.from(picked, (k) => batch.targets[k]) : Int32Array.of(0),
+    scored: picked.length,
+  };
+}
+
+/** The outputs of one-row runs, in the batch's gathered order (rows are gathered in row order). */
+function joinRows(batch: EngineBatch, parts: HeadOutputs[], scored: number[]): HeadOutputs {
+  const join = (key: keyof HeadOutputs) => {
+    if (parts.some((p) => !p[key])) return undefined;
+    const out = new Float32Array(batch.gatherIndex.length);
+    let offset = 0;
+    for (const [i, p] of parts.entries()) {
+      const n = scored[i];
+      out.set(p[key]!.subarray(0, n), offset);
+      offset += n;
+    }
+    return out;
+  };
+  return { logprob: join('logprob')!, entropy: join('entropy'), meanLogprob: join('meanLogprob'), topkMean: join('topkMean') };
+}
+
 async function main(): Promise<void> {
   let session: ScoringSession;
   try {
@@ -42,14 +78,79 @@ async function main(): Promise<void> {
     port.postMessage({ type: 'fatal', message: (err as Error).message } satisfies WorkerResponse);
     return;
   }
+  const kv = session.info.kv;
+  // The cache's blocks live here, next to the session; a worker that dies takes them with it.
+  const store = kv && spec.blockTokens ? new HostBlockStore(kv, spec.blockTokens) : null;
+  const run = async (msg: Extract<WorkerRequest, { type: 'run' }>) => {
+    const plan = msg.kv;
+    if (!plan || !store) return { outputs: (await session.run(msg.batch, { stats: msg.stats })).outputs, recomputed: false };
+    const presents = plan.storeHashes.length > 0;
+    const tensors = plan.paddedPast > 0 ? store.gather(plan) : {};
+    let result;
+    let pastLengths = plan.pastLengths;
+    let padded = plan.paddedPast;
+    if (tensors && kv!.rowsAlone && padded > 0) {
+      // GroupQueryAttention: one row per run, its past exactly its own (nothing to pad or mask).
+      const outputs = await runRowsAlone(plan, msg.stats, presents);
+      store.evict(plan.evict);
+      return { outputs, recomputed: false };
+    }
+    if (tensors) {
+      const past = padded > 0 ? { lengths: pastLengths, padded, tensors } : undefined;
+      result = await session.run(plan.batch, { stats: msg.stats, past, presents });
+    } else {
+      result = await session.run(msg.batch, { stats: msg.stats, presents });
+      pastLengths = new Int32Array(pastLengths.length);
+      padded = 0;
+    }
+    store.evict(plan.evict);
+    if (result.presents) store.keep(result.presents, pastLengths, padded, plan);
+    return { outputs: result.outputs, recomputed: !tensors };
+  };
+  const runRowsAlone = async (plan: KvPlan, stats: boolean, presents: boolean): Promise<HeadOutputs> => {
+    const parts: HeadOutputs[] = [];
+    const scored: number[] = [];
+    const { batch } = plan;
+    let block = 0;
+    for (let b = 0; b < batch.rows; b++) {
+      const p = plan.pastLengths[b];
+      const n = p / plan.blockTokens;
+      const stores = plan.storeRows.flatMap((r, i) => (r === b ? [i] : []));
+      const rowPlan: KvPlan = {
+        ...plan,
+        batch: rowOf(batch, b),
+        pastLengths: Int32Array.of(p),
+        paddedPast: p,
+        pastBlocks: plan.pastBlocks.slice(block, block + n),
+        storeRows: stores.map(() => 0),
+        storeBlocks: stores.map((i) => plan.storeBlocks[i]),
+        storeHashes: stores.map((i) => plan.storeHashes[i]),
+        evict: [],
+      };
+      block += n;
+      const tensors = p > 0 ? store!.gather(rowPlan)! : undefined;
+      const past = tensors ? { lengths: rowPlan.pastLengths, padded: p, tensors } : undefined;
+      const result = await session.run(rowPlan.batch, { stats, past, presents: stores.length > 0 && presents });
+      if (result.presents) store!.keep(result.presents, rowPlan.pastLengths, p, rowPlan);
+      parts.push(result.outputs);
+      scored.push(rowPlan.batch.scored);
+    }
+    return joinRows(batch, parts, scored);
+  };
   port.on('message', async (msg: WorkerRequest) => {
     if (msg.type === 'run') {
       try {
-        const outputs = await session.run(msg.batch);
-        port.postMessage({ type: 'result', id: msg.id, outputs } satisfies WorkerResponse, transferList(outputs));
+        const { outputs, recomputed } = await run(msg);
+        port.postMessage(
+          { type: 'result', id: msg.id, outputs, recomputed, cacheBytes: store?.bytes ?? 0 } satisfies WorkerResponse,
+          transferList(outputs),
+        );
       } catch (err) {
         port.postMessage({ type: 'error', id: msg.id, message: (err as Error).message } satisfies WorkerResponse);
       }
+    } else if (msg.type === 'clear-cache') {
+      // The main thread forgot every block (a failed or recomputed batch): so does the store.
+      store?.clear();
     } else if (msg.type === 'crash') {
       // Dies of an uncaught exception, between forward passes, as a JS fault would (EngineWorker.kill).
       process.nextTick(() => {

@@ -25,13 +25,20 @@ export function spanScores(seq: Sequence, scores: TokenScores): TokenScores[] {
   return out;
 }
 
-/** Tokens that went through the models as context only, and tokens scored. */
-export function usageOf(sequences: readonly Sequence[]): { prompt_tokens: number; scored_tokens: number } {
+/**
+ * Tokens that went through the models as context only, tokens scored, and context tokens whose
+ * keys and values came from the prefix cache instead of a forward pass.
+ */
+export function usageOf(
+  sequences: readonly Sequence[],
+  scores: readonly TokenScores[] = [],
+): { prompt_tokens: number; scored_tokens: number; cached_tokens: number } {
   let scored = 0;
   let total = 0;
   for (const s of sequences) {
     total += s.ids.length;
     for (const span of s.spans) scored += span.end - span.start;
   }
-  return { prompt_tokens: total - scored, scored_tokens: scored };
+  const cached = scores.reduce((n, s) => n + (s.cachedTokens ?? 0), 0);
+  return { prompt_tokens: total - scored, scored_tokens: scored, cached_tokens: cached };
 }

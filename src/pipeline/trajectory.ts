@@ -201,7 +201,7 @@ export async function scoreTrajectories(
   const compiled = eachItem(requests, (r) => compileTrajectoryRequest(r, scorer));
   const scores = await scorer.engine.score(
     compiled.map((c) => c.sequence),
-    run,
+    { ...run, stats: requests.some((r) => r.baselines === true) },
   );
   return compiled.map((c, i) => trajectoryResult(c, scores[i], scorer));
 }

@@ -70,7 +70,9 @@ describe('GET /v1/info', () => {
       onnxruntime: readJson(path.join(ROOT, 'node_modules/onnxruntime-node/package.json')).version,
     });
     expect(info.auth).toEqual({ api_key_required: true });
-    const model = (dir: string) => ({ file: path.join(dir, 'model.onnx'), sha256: sha256(path.join(dir, 'model.onnx')), provider: 'cpu' });
+    // the served file: the with-past export next to model.onnx (the prefix cache runs it)
+    const served = (dir: string) => path.join(dir, 'decoder_with_past_model.onnx');
+    const model = (dir: string) => ({ file: served(dir), sha256: sha256(served(dir)), provider: 'cpu' });
     expect(info.scorers).toEqual([
       {
         name: 'default',

@@ -127,7 +127,7 @@ describe('/metrics', () => {
 
   it('pa_model_info names each loaded file with its sha256 and device', () => {
     for (const [role, dir] of [['policy', 'gridworld-policy'], ['reference', 'gridworld-reference']]) {
-      const file = path.join(ROOT, 'models', dir, 'model.onnx');
+      const file = path.join(ROOT, 'models', dir, 'decoder_with_past_model.onnx'); // the served with-past export
       const sha256 = crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
       expect(find('pa_model_info', { scorer: 'default', role })).toEqual([
         { name: 'pa_model_info', labels: { scorer: 'default', role, file, sha256, device: 'cpu' }, value: 1 },

@@ -197,7 +197,7 @@ describe('bigram fixtures: closed-form log-probs', () => {
     });
     const sum = tp.reduce((a, x, k) => a + x - tq[k], 0);
     expect(Math.abs(body.advantage - 2 * sum)).toBeLessThan(1e-5);
-    expect(body.usage).toEqual({ prompt_tokens: 4, scored_tokens: 3 });
+    expect(body.usage).toEqual({ prompt_tokens: 4, scored_tokens: 3, cached_tokens: 0 });
   });
 
   it('without return_tokens there is no tokens field', async () => {
@@ -232,6 +232,7 @@ describe('bigram fixtures: closed-form log-probs', () => {
     expect(body.usage).toEqual({
       prompt_tokens: items.reduce((n, it) => n + it.prompt_ids.length, 0),
       scored_tokens: items.reduce((n, it) => n + it.step_ids.length, 0),
+      cached_tokens: 0, // the bigram fixture has no KV cache
     });
   });
 
@@ -297,10 +298,14 @@ describe('real exports against perturbed copies: log-ratio equals float64 log-so
   beforeAll(async () => {
     expect(perturbModel(LLAMA, dirs.llama, { scale: 0.3, seed: 5 })).toBeGreaterThan(0);
     expect(perturbModel(GPT2, dirs.gpt2, { scale: 0.3, seed: 6 })).toBeGreaterThan(0);
-    service = await startService([
-      { name: 'llama', policy: dirs.llama, reference: LLAMA },
-      { name: 'gpt2', policy: dirs.gpt2, reference: GPT2 },
-    ]);
+    // The no-cache path (the prefix cache against it: test/engine/prefix-cache.test.ts).
+    service = await startService(
+      [
+        { name: 'llama', policy: dirs.llama, reference: LLAMA },
+        { name: 'gpt2', policy: dirs.gpt2, reference: GPT2 },
+      ],
+      { prefix_cache_mb: 0 },
+    );
   });
   afterAll(() => stopService(service));
 
@@ -378,7 +383,7 @@ describe('real exports against perturbed copies: log-ratio equals float64 log-so
       const expected = policyRows[pos][ids[pos + 1]] - logsumexp(policyRows[pos]) - (referenceRows[pos][ids[pos + 1]] - logsumexp(referenceRows[pos]));
       expect(Math.abs(t.log_ratio - expected)).toBeLessThan(1e-4);
     });
-    expect(body.usage).toEqual({ prompt_tokens: 1 + promptIds.length, scored_tokens: stepIds.length });
+    expect(body.usage).toEqual({ prompt_tokens: 1 + promptIds.length, scored_tokens: stepIds.length, cached_tokens: 0 });
   });
 
   it('gpt2: the tokenizer is larger than the model (BOS 50256 of a 1000-id model): the pair is served, text that maps outside is a 422', async () => {
@@ -422,7 +427,7 @@ describe('limits: truncation, bad input and a full queue', () => {
     expect(status).toBe(200);
     expect(body.truncated).toBe(true);
     expect(body.num_tokens).toBe(3);
-    expect(body.usage).toEqual({ prompt_tokens: MAX_LENGTH - step.length, scored_tokens: step.length });
+    expect(body.usage).toEqual({ prompt_tokens: MAX_LENGTH - step.length, scored_tokens: step.length, cached_tokens: 0 });
     // A bigram reads only the previous token, which truncation keeps: the closed form still holds.
     const expected = ratios([...prompt, ...step], prompt.length);
     body.tokens.forEach((t: any, k: number) => expect(Math.abs(t.log_ratio - expected[k])).toBeLessThan(1e-5));

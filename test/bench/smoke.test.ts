@@ -64,8 +64,15 @@ describe('npm run bench -- --quick', () => {
     expect(levers.session.find((s: { gatherBeforeLmHead: boolean }) => !s.gatherBeforeLmHead)).toBeDefined();
     expect(levers.transfer.cloneUs).toBeGreaterThan(0);
 
+    const prefix = read('prefix');
+    // Cache on and off score the same loop, candidates and items (the embedded pair, with past).
+    expect(prefix.agentLoop.calls).toBe(20);
+    expect(prefix.agentLoop.maxDiff).toBeLessThan(1e-4);
+    expect(prefix.bestOf8.maxDiff).toBeLessThan(1e-4);
+    expect(prefix.independent.maxDiff).toBeLessThan(1e-4);
+
     const summary = read('summary');
-    expect(summary.ratios).toHaveLength(5);
+    expect(summary.ratios).toHaveLength(10);
     expect(summary.benches).toEqual(['limit', 'paper', 'service', 'trajectory', 'memory', 'levers']);
   });
 

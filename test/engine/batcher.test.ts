@@ -181,3 +181,20 @@ describe('Batcher', () => {
     expect(done).toBe(5);
   });
 });
+
+describe('Batcher waves (rows that read a prefix an earlier row of the same request computes)', () => {
+  it('a later wave runs only after the earlier one finished; other requests are not held up', async () => {
+    const engine = fakeEngine(5);
+    const batcher = new Batcher({ ...options, maxInflight: 2 }, engine.run);
+    const shared = [row([1, 2, 3], [1]), row([1, 2, 4], [1]), row([1, 2, 5], [1])];
+    const first = batcher.submit(shared, { waves: [0, 1, 1] });
+    const other = batcher.submit([row([9, 8], [0])]);
+    const [a, b] = await Promise.all([first, other]);
+    a.forEach((r, i) => expect(r.value[0]).toBeCloseTo(3 + i + 0.001, 5));
+    expect(b[0].value[0]).toBeCloseTo(8, 5);
+    // the leader alone; then the unrelated request, which passes the waiting followers; then the followers
+    expect(engine.batches.map((x) => x.rows)).toEqual([1, 1, 2]);
+    expect(Array.from(engine.batches[1].ids.slice(0, 2))).toEqual([9, 8]);
+    expect(Array.from(engine.batches[2].ids.slice(0, 3))).toEqual([1, 2, 4]);
+  });
+});

@@ -49,7 +49,7 @@ for (const [label, dir, vocab] of [
     it('per-token log-probs and policy stats equal a float64 log-softmax of the raw logits', async () => {
       const tokens = [vocab > 1000 ? 1 : 98, ...ids(30, 7, 3, vocab)];
       const seq = stepSequence(tokens, 12);
-      const [scores] = await engine.score([seq]);
+      const [scores] = await engine.score([seq], { stats: true });
       const positions = Array.from({ length: 12 }, (_, k) => tokens.length - 12 + k - 1);
       const expected = await referenceStats(onnxFile, tokens, positions);
       expected.forEach((e, k) => {
@@ -64,8 +64,8 @@ for (const [label, dir, vocab] of [
     it('an item scored alone equals the same item inside a batch of 16 of different lengths (1e-5)', async () => {
       const seqs = Array.from({ length: 16 }, (_, i) => stepSequence(ids(5 + i * 7, 100 + i, 3, vocab), 1 + (i % 5)));
       const alone: TokenScores[] = [];
-      for (const s of seqs) alone.push((await engine.score([s]))[0]);
-      const together = await engine.score(seqs);
+      for (const s of seqs) alone.push((await engine.score([s], { stats: true }))[0]);
+      const together = await engine.score(seqs, { stats: true });
       together.forEach((t, i) => {
         expect(t.policy.length).toBe(alone[i].policy.length);
         t.policy.forEach((v, k) => expect(Math.abs(v - alone[i].policy[k])).toBeLessThan(1e-5));

@@ -65,7 +65,8 @@ describe.skipIf(!HAVE && !IN_CI)('POST /v1/weave/score', () => {
     if (!HAVE) throw new Error(`CI=true but ${SAMPLES} is missing: the Weave sample bodies must be in ../shared/real`);
     v1 = JSON.parse(fs.readFileSync(V1_FILE, 'utf8'));
     agent = JSON.parse(fs.readFileSync(AGENT_FILE, 'utf8'));
-    served = await defaultPairApp();
+    // Prefix cache off: the oracle calls repeat the same tokens, and 1e-9 agreement needs the same full forward pass.
+    served = await defaultPairApp({ prefix_cache_mb: 0 });
   });
   afterAll(async () => served?.close());
 
@@ -168,7 +169,7 @@ describe.skipIf(!HAVE && !IN_CI)('POST /v1/weave/score', () => {
   it('logs the Idempotency-Key and X-Correlation-ID of each request', async () => {
     const chunks: string[] = [];
     const logger = createLogger('info', { write: (chunk: string) => void chunks.push(chunk) });
-    const config = validateConfig({ ...defaultConfig(), threads: 1, scorers: defaultConfig().scorers });
+    const config = validateConfig({ ...defaultConfig(), threads: 1, prefix_cache_mb: 0, scorers: defaultConfig().scorers });
     const logged = buildApp(config, served.pool, { metrics: new Metrics({ defaultMetrics: false }), logger });
     try {
       const res = await logged.inject({ method: 'POST', url: '/v1/weave/score', payload: JSON.stringify(v1), headers: { 'content-type': 'application/json', ...WEAVE_HEADERS } });
@@ -182,7 +183,7 @@ describe.skipIf(!HAVE && !IN_CI)('POST /v1/weave/score', () => {
   });
 
   it('with an API key configured, a request without it is a 401 and one with it a 200', async () => {
-    const keyed = await defaultPairApp({ api_key: 'weave-secret' });
+    const keyed = await defaultPairApp({ api_key: 'weave-secret', prefix_cache_mb: 0 });
     try {
       const inject = (headers: Record<string, string>) =>
         keyed.app.inject({ method: 'POST', url: '/v1/weave/score', payload: JSON.stringify(v1), headers: { 'content-type': 'application/json', ...headers } });

@@ -71,11 +71,12 @@ beforeAll(async () => {
   app = buildApp(config, pool, { metrics });
   await pool.load();
   engine = pool.list()[0].engine;
-  const run = engine.policy.run.bind(engine.policy);
-  engine.policy.run = async (batch: EngineBatch) => {
+  // Every forward of the engine goes through runPlanned (statistics switch, prefix-cache plan).
+  const run = engine.policy.runPlanned.bind(engine.policy);
+  engine.policy.runPlanned = async (batch: EngineBatch, ...rest) => {
     ran.push(batch);
     await gate;
-    return run(batch);
+    return run(batch, ...rest);
   };
   await app.listen({ host: '127.0.0.1', port: 0 });
   port = (app.server.address() as { port: number }).port;

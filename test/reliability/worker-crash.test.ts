@@ -62,10 +62,10 @@ function request(i: number) {
 /** Kills `worker` as soon as a batch has been posted to it (so one is pending inside the thread). */
 function killOnNextRun(worker: EngineWorker): Promise<void> {
   return new Promise((resolve) => {
-    const run = worker.run.bind(worker);
-    worker.run = (batch: EngineBatch) => {
-      worker.run = run; // once
-      const pending = run(batch);
+    const run = worker.runPlanned.bind(worker);
+    worker.runPlanned = (batch: EngineBatch, ...rest) => {
+      worker.runPlanned = run; // once
+      const pending = run(batch, ...rest);
       void worker.kill().then(resolve);
       return pending;
     };

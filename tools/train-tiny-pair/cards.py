@@ -64,7 +64,10 @@ def _files_text():
         "output `logits` float32 [batch, sequence, vocab]; dynamic batch and sequence; position_ids = "
         "cumsum(attention_mask) - 1 clamped at 0; left and right padding give the same logits at real "
         "positions; the last node is `MatMul(final_hidden, W) -> logits`), `config.json`, `tokenizer.json`, "
-        "`tokenizer_config.json`, `special_tokens_map.json`.\n"
+        "`tokenizer_config.json`, `special_tokens_map.json`. `decoder_with_past_model.onnx` is the same "
+        "weights with a KV cache (optimum's names: `past_key_values.{i}.key/value` [batch, 2, past, 48] in, "
+        "`present.{i}.key/value` out; `attention_mask` spans past + new tokens), written by "
+        "`tools/train-tiny-pair/export_past.py` from `model.onnx`; the service serves it (prefix cache).\n"
     )
 
 

@@ -600,6 +600,11 @@ def main():
         "role": "policy", "training": "kl_regularized_rl", "kl_beta": args.beta,
         "reference_model": "gridworld-reference"}, fh)
     summary["export_max_abs_diff"] = diffs
+    # the with-past variants (what the service runs, for its prefix cache), from the files just written
+    import export_past
+
+    for d in (ref_dir, pol_dir):
+        log(fh, f"export {os.path.relpath(export_past.export_dir(d), REPO)} (with past)")
     summary["wall_total_with_export_s"] = round(time.time() - t_start)
     with open(os.path.join(ref_dir, "README.md"), "w") as f:
         f.write(cards.reference_card(summary))
