@@ -59,15 +59,15 @@ const weave = fc.oneof(
 
 const completions = fc.record(
   {
-    model: fc.constantFrom('default:policy', 'default:reference', 'default', 'nope:policy', ':policy'),
+    model: fc.oneof({ weight: 4, arbitrary: fc.constantFrom('default:policy', 'default:reference') }, { weight: 1, arbitrary: fc.constantFrom('default', 'nope:policy', ':policy') }),
     prompt: fc.oneof(text, ids, fc.array(text, { maxLength: 3 }), fc.array(ids, { maxLength: 3 }), anything),
-    echo: fc.oneof(fc.constant(true), fc.boolean()),
-    max_tokens: fc.oneof(fc.constant(0), fc.integer({ min: -1, max: 3 })),
+    echo: fc.oneof({ weight: 5, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.boolean() }),
+    max_tokens: fc.oneof({ weight: 5, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: -1, max: 3 }) }),
     logprobs: fc.oneof(fc.integer({ min: 0, max: 20 }), fc.integer({ min: -1, max: 50 }), fc.constant(null)),
     return_tokens_as_token_ids: fc.boolean(),
     temperature: fc.double({ noNaN: true }),
   },
-  { requiredKeys: ['model', 'prompt'] },
+  { requiredKeys: ['model', 'prompt', 'echo', 'max_tokens'] },
 );
 
 /** Why an answer is unacceptable, or null. */
