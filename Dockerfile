@@ -8,19 +8,20 @@
 # CUDA image: docker run --gpus all ... progress-advantage-server:0.1.0-cuda serve --device cuda
 # The build stage runs the same install and build commands as .ci/run (test/deploy/dockerfile.test.ts checks it).
 ARG VARIANT=cpu
-ARG NODE_IMAGE=node:20-bookworm-slim
+ARG NODE_IMAGE=node:26-bookworm-slim
 ARG CUDA_IMAGE=nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04
 
 FROM ${NODE_IMAGE} AS build
 ARG VARIANT
 WORKDIR /app
-COPY package.json package-lock.json .npmrc ./
-# .npmrc skips onnxruntime-node's CUDA download; the CUDA variant fetches the CUDA 12 EP explicitly.
+COPY package.json package-lock.json tsconfig.json ./
+COPY src ./src
+# npm ci builds dist/ (the package's prepare script) and, by package.json's allowScripts, runs no
+# onnxruntime-node install script, so nothing is downloaded. The variable does the same for an npm
+# older than allowScripts. The CUDA variant then fetches the CUDA 12 execution provider explicitly.
+ENV ONNXRUNTIME_NODE_INSTALL=skip
 RUN npm ci --no-audit --no-fund
 RUN if [ "$VARIANT" = "cuda" ]; then ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install.js; fi
-COPY tsconfig.json ./
-COPY src ./src
-RUN npm run build
 RUN npm prune --omit=dev
 
 FROM ${NODE_IMAGE} AS runtime-cpu

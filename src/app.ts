@@ -18,6 +18,7 @@ import { modelRoutes } from './api/models.js';
 import { openrlhfRoutes } from './api/openrlhf.js';
 import { ErrorBody } from './api/schemas.js';
 import { scoreRoutes } from './api/score.js';
+import { SESSION_HEADER, sessionHeaderSchema, sessionIds } from './api/session.js';
 import { tokenizeRoutes } from './api/tokenize.js';
 import { trajectoryRoutes } from './api/trajectories.js';
 import { uiRoutes } from './api/ui.js';
@@ -76,6 +77,7 @@ function openapiOptions() {
     },
     // Routes behind the API key carry bearer security and its 401 in the document (src/api/auth.ts decides).
     transform: ({ schema, url }: { schema: any; url: string }) => {
+      schema = withSessionHeader(schema);
       if (!requiresApiKey(url) || schema?.hide) return { schema, url };
       const response = { ...(schema.response ?? {}), 401: { $ref: 'ErrorBody' } };
       return { schema: { ...schema, security: [{ apiKey: [] }], response }, url };
@@ -83,7 +85,17 @@ function openapiOptions() {
   };
 }
 
+/** Scoring routes (tag `score`) document the `x-session-id` header (src/api/session.ts). */
+function withSessionHeader(schema: any): any {
+  if (!schema || schema.hide || !Array.isArray(schema.tags) || !schema.tags.includes('score')) return schema;
+  const headers = schema.headers ?? { type: 'object', properties: {} };
+  return { ...schema, headers: { ...headers, properties: { ...headers.properties, [SESSION_HEADER]: sessionHeaderSchema } } };
+}
+
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** CSP hash of the one <style> element @fastify/swagger-ui's bundle (swagger-ui 5) inserts at run time. */
+const SWAGGER_UI_STYLE_HASH = 'sha256-RL3ie0nH+Lzz2YNqQN83mnU0J1ot4QL7b99vMdIX99w=';
 
 export function buildApp(config: Config, pool: ScorerPool, options: AppOptions = {}): App {
   const metrics = options.metrics ?? new Metrics();
@@ -115,6 +127,7 @@ export function buildApp(config: Config, pool: ScorerPool, options: AppOptions =
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
+  sessionIds(app);
   apiKeyAuth(app, config);
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-total-time', (reply.elapsedTime).toFixed(3));
@@ -126,9 +139,9 @@ export function buildApp(config: Config, pool: ScorerPool, options: AppOptions =
     const route = request.routeOptions.url ?? 'unmatched';
     metrics.requests.inc({ route, status: String(reply.statusCode) });
     metrics.requestDuration.observe({ route }, reply.elapsedTime / 1000);
+    // request.log already binds reqId (fastify's child logger): not repeated here.
     request.log.info(
       {
-        reqId: request.id,
         route,
         method: request.method,
         status: reply.statusCode,
@@ -149,9 +162,12 @@ export function buildApp(config: Config, pool: ScorerPool, options: AppOptions =
     uiConfig: { deepLinking: false },
     // Offline: every asset is served from /docs/static; the policy allows nothing else (no CDN, no
     // validator.swagger.io) and does not upgrade to https, which would break plain-HTTP sidecars.
+    // swagger-ui-bundle.js inserts one <style> element of its own: allowed by its hash, nothing
+    // else inline (test/ui/pages.test.ts loads the page in Chromium and fails on any violation).
     staticCSP:
       "default-src 'self'; base-uri 'self'; connect-src 'self'; font-src 'self' data:; frame-ancestors 'self'; " +
-      "img-src 'self' data:; object-src 'none'; script-src 'self'; script-src-attr 'none'; style-src 'self'",
+      "img-src 'self' data:; object-src 'none'; script-src 'self'; script-src-attr 'none'; " +
+      `style-src 'self' '${SWAGGER_UI_STYLE_HASH}'`,
   });
   app.register(async (scoped) => healthRoutes(scoped, ctx, app.drainState));
   app.register(async (scoped) => {

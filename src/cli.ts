@@ -4,33 +4,40 @@
  * Every serve flag is also an environment variable PA_<NAME> (e.g. PA_MAX_BATCH_TOKENS).
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { Command, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import pino from 'pino';
 import { buildApp } from './app.js';
-import { ConfigError, defaultConfig, readConfigFile, redactConfig, resolveApiKey, validateConfig, type Config } from './config.js';
+import { ConfigError, defaultConfig, LOG_LEVELS, readConfigFile, redactConfig, resolveApiKey, validateConfig, type Config } from './config.js';
+import { checkPairLayout } from './engine/layout-check.js';
+import { referenceFromPolicyCard } from './engine/model-dir.js';
 import { ServiceError } from './errors.js';
 import { Metrics } from './metrics.js';
 import { ScorerPool } from './pool.js';
 import { addOfflineCommands } from './offline/commands.js';
 
+// Value parsers: a bad value is commander's one-line "option '--port <port>' argument 'abc' is
+// invalid. …" (or "… value 'abc' from env 'PA_PORT' …") and exit 2, never a stack trace.
 const int = (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n)) throw new Error(`not an integer: ${v}`);
-  return n;
+  if (!/^[+-]?\d+$/.test(v.trim())) throw new InvalidArgumentError('Expected an integer.');
+  return Number(v);
 };
 const num = (v: string) => {
   const n = Number(v);
-  if (!Number.isFinite(n)) throw new Error(`not a number: ${v}`);
+  if (v.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError('Expected a number.');
   return n;
 };
 
 const bool = (v: string) => {
   if (/^(1|true|yes|on)$/i.test(v)) return true;
   if (/^(0|false|no|off)$/i.test(v)) return false;
-  throw new Error(`not a boolean: ${v}`);
+  throw new InvalidArgumentError('Expected true or false.');
 };
+
+/** Exit status of a command line that cannot be run as given (bad flag, bad value, bad config). */
+export const USAGE_EXIT = 2;
 
 /** Flag name → config key; each flag also reads PA_<FLAG_IN_CAPS>. */
 const SERVE_FLAGS: [flag: string, key: keyof Config | null, description: string, parse?: (v: string) => unknown][] = [
@@ -53,8 +60,8 @@ const SERVE_FLAGS: [flag: string, key: keyof Config | null, description: string,
   ['--max-wait-ms <ms>', 'max_wait_ms', 'wait this long for a fuller batch (default 0: no timer)', num],
   ['--max-items <n>', 'max_items', 'items per request (default 256)', int],
   ['--body-limit <bytes>', 'body_limit', 'request body limit in bytes (default 8 MiB)', int],
-  ['--log-level <level>', 'log_level', 'fatal, error, warn, info, debug, trace or silent (default info)'],
-  ['--api-key <key>', 'api_key', 'require "Authorization: Bearer <key>" on /v1/*, /score and /ui (prefer --api-key-file: flags show in ps)'],
+  ['--log-level <level>', 'log_level', `${LOG_LEVELS.join(', ')} (default info)`],
+  ['--api-key <key>', 'api_key', 'require "Authorization: Bearer <key>" on /v1/* and /score; the /ui page loads without it and asks for the key (prefer --api-key-file: flags show in ps)'],
   ['--api-key-file <file>', 'api_key_file', 'file holding the API key (e.g. a mounted secret)'],
   ['--auth-metrics [bool]', 'auth_metrics', 'require the API key on /metrics too (default false)', bool],
   ['--config <file>', null, 'YAML or JSON config file with several named scorers'],
@@ -71,8 +78,16 @@ function optionKey(flag: string): string {
     .replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 }
 
+/** How a value was given: a flag or a PA_* variable; false when not given. */
+export type Given = (key: string) => boolean | 'cli' | 'env';
+
+/** `--policy` or `PA_POLICY`, as the user wrote it. */
+function named(key: 'policy' | 'reference', given: Given): string {
+  return given(key) === 'env' ? `PA_${key.toUpperCase()}` : `--${key}`;
+}
+
 /** defaults < config file < environment < flags. */
-export function configFromOptions(opts: Record<string, unknown>, given: (key: string) => boolean): Config {
+export function configFromOptions(opts: Record<string, unknown>, given: Given): Config {
   const config: Record<string, unknown> = { ...defaultConfig() };
   if (typeof opts.config === 'string') Object.assign(config, readConfigFile(opts.config));
   for (const [flag, key] of SERVE_FLAGS) {
@@ -80,12 +95,32 @@ export function configFromOptions(opts: Record<string, unknown>, given: (key: st
     if (key && given(k)) config[key] = opts[k];
   }
   if (given('policy') || given('reference')) {
-    if (!given('policy') || !given('reference')) throw new ConfigError('--policy and --reference go together');
+    let reference = opts.reference as string | undefined;
+    if (!given('reference')) {
+      // The policy's card may name its reference (config.json reference_model).
+      if (!fs.existsSync(String(opts.policy))) throw new ConfigError(`${named('policy', given)} ${path.resolve(String(opts.policy))}: model directory not found`);
+      const card = referenceFromPolicyCard(opts.policy as string);
+      if (card.dir) reference = card.dir;
+      else if (card.named) {
+        throw new ConfigError(
+          `${named('policy', given)} ${opts.policy} names reference_model "${card.named}" in its config.json, but no such directory is inside or beside it; ` +
+            'give the reference with --reference DIR or PA_REFERENCE',
+        );
+      } else {
+        throw new ConfigError(
+          `${named('policy', given)} is set but --reference / PA_REFERENCE is not, and ${path.join(String(opts.policy), 'config.json')} names no reference_model; ` +
+            'give both, or neither for the embedded default pair',
+        );
+      }
+    }
+    if (!given('policy')) {
+      throw new ConfigError(`${named('reference', given)} is set but --policy / PA_POLICY is not; give both, or neither for the embedded default pair`);
+    }
     config.scorers = [
       {
         name: (opts.name as string) ?? 'default',
         policy: opts.policy,
-        reference: opts.reference,
+        reference,
         ...(opts.tokenizer ? { tokenizer: opts.tokenizer } : {}),
         ...(opts.beta !== undefined ? { beta: opts.beta } : {}),
         ...(given('tokenization') ? { tokenization: opts.tokenization } : {}),
@@ -131,7 +166,28 @@ export function createLogger(level: string, destination?: pino.DestinationStream
   return pino(options);
 }
 
+/** Every scorer's model directories hold a loadable layout; `deep` also decodes the graphs. Throws ConfigError. */
+export function checkScorerLayouts(config: Config, deep: boolean): void {
+  for (const s of config.scorers) {
+    try {
+      checkPairLayout(s.name, s.policy, s.reference, deep);
+      if (s.tokenizer !== undefined && !fs.existsSync(path.join(s.tokenizer, 'tokenizer.json')) && !fs.existsSync(path.join(s.tokenizer, 'tokenizer.json.gz'))) {
+        throw new Error(`${path.resolve(s.tokenizer)}: no tokenizer.json in the tokenizer directory`);
+      }
+    } catch (err) {
+      throw new ConfigError(`scorer "${s.name}": ${(err as Error).message}`);
+    }
+  }
+}
+
 async function serve(config: Config): Promise<void> {
+  // A missing model directory fails here, before the port is taken and anything says "listening".
+  try {
+    checkScorerLayouts(config, false);
+  } catch (err) {
+    process.stderr.write(`pa-server: cannot start: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
   const logger = createLogger(config.log_level);
   logger.info({ config: redactConfig(config) }, 'effective configuration');
   const metrics = new Metrics();
@@ -203,36 +259,66 @@ function addServeFlags(cmd: Command, only?: readonly string[]): void {
     if (only && !only.includes(flag.split(' ')[0])) continue;
     const option = new Option(flag, description).env(envName(flag));
     if (parse) option.argParser(parse as (v: string) => unknown);
+    if (flag.startsWith('--log-level ')) option.choices(LOG_LEVELS);
     cmd.addOption(option);
   }
 }
 
-/** A command's config from its flags and PA_* variables; an invalid one is one stderr line and exit 1. */
+/** A command's config from its flags and PA_* variables; an invalid one is one stderr line and exit 2. */
 function commandConfig(opts: Record<string, unknown>, cmd: Command, label: string): Config {
-  const given = (key: string) => {
+  const given: Given = (key) => {
     const source = cmd.getOptionValueSource(key);
-    return source === 'cli' || source === 'env';
+    return source === 'cli' ? 'cli' : source === 'env' ? 'env' : false;
   };
   try {
     return configFromOptions(opts, given);
   } catch (err) {
     process.stderr.write(`${label}: ${(err as Error).message}\n`);
-    process.exit(1);
+    process.exit(USAGE_EXIT);
   }
 }
 
+/**
+ * `npm start --port 9001` (no `--`): npm keeps `--port` as its own config (npm_config_port in
+ * the script's environment) and passes 9001 on as an argument. The serve flags found that way.
+ */
+export function flagsTakenByNpm(env: NodeJS.ProcessEnv = process.env): string[] {
+  if (!env.npm_lifecycle_event) return [];
+  return SERVE_FLAGS.map(([flag]) => flag.split(' ')[0]).filter((flag) => env[`npm_config_${flag.slice(2).replace(/-/g, '_')}`] !== undefined);
+}
+
+/** Usage errors exit 2; help and version exit 0. Under npm, flags npm kept for itself get a hint about `--`. */
+function onCommanderExit(err: CommanderError): never {
+  if (err.exitCode === 0 || err.code === 'commander.helpDisplayed' || err.code === 'commander.version') process.exit(err.exitCode);
+  const taken = flagsTakenByNpm();
+  if (taken.length > 0) {
+    // npm read `--port 9001` as the switch --port and the argument 9001; with one such flag they
+    // pair back up (npm does not tell the order of several).
+    const values = process.argv.slice(3);
+    const example = taken.length === 1 && values.length === 1 ? `${taken[0]} ${values[0]}` : '<the same flags>';
+    process.stderr.write(`pa-server: npm kept ${taken.join(', ')} for itself; put pa-server's flags after --: npm start -- ${example}\n`);
+  }
+  process.exit(USAGE_EXIT);
+}
+
 export function buildCli(): Command {
-  const program = new Command('pa-server').description('Progress-advantage scoring service').showHelpAfterError();
+  // One line per usage error (commander's own, with "Did you mean" suggestions), exit 2.
+  const program = new Command('pa-server').description('Progress-advantage scoring service').exitOverride(onCommanderExit);
   const serveCmd = program.command('serve').description('serve the HTTP API');
   addServeFlags(serveCmd);
-  serveCmd.action(async (opts: Record<string, unknown>, cmd: Command) => serve(commandConfig(opts, cmd, 'pa-server')));
+  serveCmd.action(async (opts: Record<string, unknown>, cmd: Command) => {
+    // `npm start --auth-metrics` parses without an error, and npm would silently keep the flag.
+    if (flagsTakenByNpm().length > 0) onCommanderExit(new CommanderError(USAGE_EXIT, 'pa-server.npmFlags', 'flags taken by npm'));
+    return serve(commandConfig(opts, cmd, 'pa-server'));
+  });
   const configCmd = program.command('config').description('configuration tools');
   configCmd
     .command('check <file>')
-    .description('validate a config file without starting')
+    .description('validate a config file and its model directories (layouts, no ONNX sessions) without starting')
     .action((file: string) => {
       try {
         const config = configFromOptions({ config: file }, () => false);
+        checkScorerLayouts(config, true);
         // The effective config (defaults filled in, paths resolved), secrets redacted.
         process.stdout.write(`${JSON.stringify(redactConfig(config), null, 2)}\n`);
         process.stderr.write(`${file}: ok (${config.scorers.length} scorer(s): ${config.scorers.map((s) => s.name).join(', ')})\n`);

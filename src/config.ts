@@ -22,6 +22,9 @@ export const DEFAULT_REFERENCE_DIR = path.join(PACKAGE_ROOT, 'models', 'gridworl
 
 const Device = Type.String({ pattern: '^(cpu|auto|cuda(:[0-9]+)?)$' });
 
+/** pino's levels, as --log-level / PA_LOG_LEVEL / log_level accept them. */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
 export const ScorerConfigSchema = Type.Object(
   {
     name: Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$' }),
@@ -55,7 +58,7 @@ export const ConfigSchema = Type.Object(
     prefix_cache_mb: Type.Number({ minimum: 0 }),
     max_items: Type.Integer({ minimum: 1 }),
     body_limit: Type.Integer({ minimum: 1024 }),
-    log_level: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l))),
+    log_level: Type.Union(LOG_LEVELS.map((l) => Type.Literal(l))),
     api_key: Type.Optional(Type.String({ minLength: 1 })),
     /** A file holding the API key (a mounted secret); read once at start-up into api_key. */
     api_key_file: Type.Optional(Type.String({ minLength: 1 })),
@@ -134,7 +137,12 @@ export function readConfigFile(file: string): Partial<Config> {
 /** Validates a complete config; the message lists every problem with its path. */
 export function validateConfig(candidate: unknown): Config {
   if (!Value.Check(ConfigSchema, candidate)) {
-    const problems = [...Value.Errors(ConfigSchema, candidate)].slice(0, 10).map((e) => `${e.path || '/'}: ${e.message}`);
+    const problems = [...Value.Errors(ConfigSchema, candidate)].slice(0, 10).map((e) => {
+      // A union of literals (log_level) lists its values instead of "Expected union value".
+      const choices = (e.schema as { anyOf?: { const?: unknown }[] }).anyOf?.map((s) => s.const);
+      const message = choices && choices.every((c) => typeof c === 'string') ? `must be one of ${choices.join(', ')}` : e.message;
+      return `${e.path || '/'}: ${message}`;
+    });
     throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
   }
   const names = new Set<string>();
@@ -166,7 +174,8 @@ export function resolveApiKey(config: Config): Config {
   return { ...config, api_key: key };
 }
 
-/** The config with secrets replaced, for the start-up log line. */
+/** The config with secrets replaced, for the start-up log line; no api_key key at all when none is set. */
 export function redactConfig(config: Config): Record<string, unknown> {
-  return { ...config, api_key: config.api_key ? '[redacted]' : undefined };
+  const { api_key: key, ...rest } = config;
+  return key === undefined ? rest : { ...rest, api_key: '[redacted]' };
 }

@@ -42,6 +42,34 @@ export function jsonDepthExceeds(bytes: Uint8Array, limit: number): boolean {
   return false;
 }
 
+/**
+ * Where a body that is not JSON broke, for the malformed_json message: the parser's position when
+ * it tells one (line and column counted here), the end for a body cut short, else the character
+ * it stopped at. Never a piece of the body beyond that one character.
+ */
+export function describeJsonError(text: string): string {
+  try {
+    JSON.parse(text);
+  } catch (err) {
+    const message = (err as Error).message;
+    const at = / at position (\d+)/.exec(message);
+    if (at) {
+      const position = Number(at[1]);
+      const before = text.slice(0, position);
+      const line = before.split('\n').length;
+      const column = position - before.lastIndexOf('\n');
+      const what = message.slice(0, at.index).replace(/ in JSON$/, '');
+      return `malformed JSON body at position ${position} (line ${line}, column ${column}): ${what}`;
+    }
+    if (/Unexpected end of JSON input/.test(message)) return `malformed JSON body: it ends at position ${text.length} before the JSON does`;
+    const token = /^Unexpected token '(.)'/.exec(message);
+    if (token) return `malformed JSON body: unexpected character ${JSON.stringify(token[1])}${/[NI]/.test(token[1]) ? ' (NaN and Infinity are not JSON)' : ''}`;
+    return 'malformed JSON body';
+  }
+  // JSON.parse accepts it, so the secure parser refused a prototype key.
+  return 'the JSON body holds a "__proto__" or "constructor.prototype" key, which is refused';
+}
+
 export function jsonBodyParser(app: FastifyInstance): void {
   const parse = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser('application/json');
@@ -58,6 +86,10 @@ export function jsonBodyParser(app: FastifyInstance): void {
     const text = bytes.toString('utf8');
     // Tool-call arguments objects keep what Python's json.loads would (1.0, big ints, key order) for the plain renderer.
     parse(request, text, (err: Error | null, value?: unknown) => {
+      if ((err as { code?: string } | null)?.code === 'FST_ERR_CTP_INVALID_JSON_BODY') {
+        done(badRequest('malformed_json', describeJsonError(text)), undefined);
+        return;
+      }
       if (!err) annotateArguments(text, value);
       done(err, value);
     });

@@ -104,11 +104,15 @@ export const Usage = Type.Object({
   cached_tokens: Type.Optional(
     Type.Integer({ description: 'Context tokens read from the prefix KV cache instead of run through the models (0 with the cache off)' }),
   ),
+  unknown_tokens: Type.Integer({ description: "Tokens (context and scored) that are the tokenizer's unknown-word token: text it cannot represent" }),
 });
 
+/** Present only when something needs saying, e.g. unknown-word tokens in the input. */
+export const Warnings = Type.Optional(Type.Array(Type.String(), { description: 'Things the numbers do not show, e.g. text the tokenizer could not represent' }));
+
 export const ScoreResponse = Type.Union([
-  Type.Composite([Type.Object({ model: Type.String() }), ScoreResult, Type.Object({ usage: Usage })]),
-  Type.Object({ model: Type.String(), results: Type.Array(ScoreResult), usage: Usage }),
+  Type.Composite([Type.Object({ model: Type.String() }), ScoreResult, Type.Object({ usage: Usage, warnings: Warnings })]),
+  Type.Object({ model: Type.String(), results: Type.Array(ScoreResult), usage: Usage, warnings: Warnings }),
 ]);
 
 const ModelFile = Type.Object({

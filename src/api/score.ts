@@ -4,7 +4,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { compileScoreRequest, scoreResult, type ScoreBody } from '../pipeline/score.js';
-import { usageOf } from '../pipeline/split.js';
+import { usageReport } from '../pipeline/split.js';
 import { errorResponses, ScoreResponse, scoreRequestSchema } from './schemas.js';
 import { runScoring, type RouteContext } from './context.js';
 
@@ -27,8 +27,8 @@ export function scoreRoutes(app: FastifyInstance, ctx: RouteContext): void {
       return compiled.compiled.map((c) => c.sequence);
     });
     const results = items.map((item, i) => scoreResult(item, sequences[i], scores[i], scorer));
-    const usage = usageOf(sequences, scores);
-    return body.items ? { model: scorer.name, results, usage } : { model: scorer.name, ...results[0], usage };
+    const report = usageReport(sequences, scores, scorer.tokenizer.unkId);
+    return body.items ? { model: scorer.name, results, ...report } : { model: scorer.name, ...results[0], ...report };
   };
   app.post('/v1/score', { schema: { ...schema, tags: ['score'] } }, handler);
   app.post('/score', { schema: { ...schema, tags: ['score'], summary: 'Alias of POST /v1/score' } }, handler);

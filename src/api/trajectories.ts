@@ -15,7 +15,7 @@ import {
   type TrajectoryRequest,
 } from '../pipeline/trajectory.js';
 import { compileRank, rankResult, type RankRequest } from '../pipeline/rank.js';
-import { usageOf } from '../pipeline/split.js';
+import { usageReport } from '../pipeline/split.js';
 import { runScoring, type RouteContext } from './context.js';
 import { errorResponses } from './schemas.js';
 import {
@@ -66,8 +66,8 @@ export function trajectoryRoutes(app: FastifyInstance, ctx: RouteContext): void 
       const body = request.body as TrajectoryBody;
       const { scorer, compiled, sequences, scores } = await scoreCompiled(request, reply, ctx, body.model, (s) => compileTrajectoryBody(body, s));
       const results = compiled.map((c, i) => trajectoryResult(c, scores[i], scorer));
-      const usage = usageOf(sequences, scores);
-      return body.items ? { model: scorer.name, results, usage } : { model: scorer.name, ...results[0], usage };
+      const report = usageReport(sequences, scores, scorer.tokenizer.unkId);
+      return body.items ? { model: scorer.name, results, ...report } : { model: scorer.name, ...results[0], ...report };
     },
   );
 
@@ -112,7 +112,7 @@ export function trajectoryRoutes(app: FastifyInstance, ctx: RouteContext): void 
       const body = request.body as RankRequest & { model?: string };
       const scorer = ctx.pool.get(body.model);
       const { sequences, scores } = await runScoring(request, reply, ctx, scorer, () => compileRank(body, scorer).map((c) => c.sequence));
-      return { model: scorer.name, ...rankResult(body, sequences, scores, scorer), usage: usageOf(sequences, scores) };
+      return { model: scorer.name, ...rankResult(body, sequences, scores, scorer), ...usageReport(sequences, scores, scorer.tokenizer.unkId) };
     },
   );
 }

@@ -2,7 +2,7 @@
  * TypeBox schemas of the trajectory routes: /v1/trajectories/score, /v1/attribute, /v1/rank.
  */
 import { Type, type TSchema } from '@sinclair/typebox';
-import { ScoreOptions, TokenIds, TokenScore, Usage } from './schemas.js';
+import { ScoreOptions, TokenIds, TokenScore, Usage, Warnings } from './schemas.js';
 
 const ToolArguments = Type.Union([Type.String(), Type.Object({}, { additionalProperties: true })]);
 
@@ -72,6 +72,15 @@ const TrajectoryFields = {
     Type.Array(Type.String(), { maxItems: 256, description: 'Roles or agent names whose messages are steps (default ["assistant"])' }),
   ),
   tools: Type.Optional(Type.Array(Type.Unknown(), { maxItems: 256, description: 'Tool definitions for chat templates' })),
+  join_steps: Type.Optional(
+    Type.Boolean({ description: 'format processbench: the steps as one assistant message with a span per step, for chat templates that require alternating roles (Llama-2)' }),
+  ),
+  exclude_agents: Type.Optional(
+    Type.Array(Type.String(), {
+      maxItems: 256,
+      description: 'Speakers (message name, else role) whose messages are observations, never steps; for Who&When usually ["Computer_terminal"] (code-execution output)',
+    }),
+  ),
 };
 
 const TrajectoryOptions = {
@@ -154,8 +163,8 @@ export const TrajectoryResult = Type.Object({
 });
 
 export const TrajectoryResponse = Type.Union([
-  Type.Composite([Type.Object({ model: Type.String(), usage: Usage }), TrajectoryResult]),
-  Type.Object({ model: Type.String(), results: Type.Array(TrajectoryResult), usage: Usage }),
+  Type.Composite([Type.Object({ model: Type.String(), usage: Usage, warnings: Warnings }), TrajectoryResult]),
+  Type.Object({ model: Type.String(), results: Type.Array(TrajectoryResult), usage: Usage, warnings: Warnings }),
 ]);
 
 export const AttributionMethod = Type.Union(
@@ -230,4 +239,5 @@ export const RankResponse = Type.Object({
     }),
   ),
   usage: Usage,
+  warnings: Warnings,
 });

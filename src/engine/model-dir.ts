@@ -82,3 +82,17 @@ export function resolveModelDir(dirArg: string): ModelDir {
     klBeta,
   };
 }
+
+/**
+ * The reference a policy's config.json names in `reference_model` (as the trainer's model cards
+ * do): `named` is the value, `dir` the first existing directory it names, tried as a path inside
+ * the policy directory and then beside it (absolute paths as they are); both null without the key.
+ */
+export function referenceFromPolicyCard(policyDir: string): { named: string | null; dir: string | null } {
+  const dir = path.resolve(policyDir);
+  const named = readJson(path.join(dir, 'config.json'))?.reference_model;
+  if (typeof named !== 'string' || named.length === 0) return { named: null, dir: null };
+  const candidates = path.isAbsolute(named) ? [named] : [path.join(dir, named), path.join(path.dirname(dir), named)];
+  const found = candidates.find((c) => fs.existsSync(c) && fs.statSync(c).isDirectory());
+  return { named, dir: found ?? null };
+}

@@ -195,7 +195,7 @@ export class ScoringSession {
     if (/cuda/i.test(spec.device) && /cuda|libcu|provider/i.test(message)) {
       throw new ModelLoadError(
         `${file}: the CUDA execution provider could not start (${message.split('\n')[0]}). ` +
-          'Install the CUDA 12 build of onnxruntime-node (ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci, or use the CUDA image) ' +
+          'Install the CUDA 12 build of onnxruntime-node (npm run install:cuda after npm ci, or use the CUDA image) ' +
           'with CUDA 12 and cuDNN 9 libraries on the library path, or run with --device cpu / auto.',
       );
     }

@@ -3,11 +3,12 @@
  * cli.ts passes in its serve flags and config resolution so the model flags mean the same thing
  * (and read the same PA_* environment variables) in every command.
  */
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import type { Config } from '../config.js';
 import { TRAJECTORY_FORMATS } from '../text/adapters.js';
 import { EVAL_TASKS, runEvalCommand } from './eval.js';
 import { runScoreCommand, type ScoreRequestOptions } from './score-file.js';
+import { parseShard, type Shard } from './shard.js';
 
 export interface OfflineCommandDeps {
   /** Adds the named serve flags (with their PA_* variables) to a command. */
@@ -35,13 +36,27 @@ const SCORER_FLAGS = [
 
 const positiveInt = (v: string) => {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`not a positive integer: ${v}`);
+  if (!/^\s*\d+\s*$/.test(v) || n < 1) throw new InvalidArgumentError('Expected a positive integer.');
   return n;
 };
 const nonNegativeInt = (v: string) => {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`not an integer ≥ 0: ${v}`);
+  if (!/^\s*\d+\s*$/.test(v)) throw new InvalidArgumentError('Expected an integer ≥ 0.');
   return n;
+};
+
+const agentList = (v: string) => {
+  const names = v.split(',').map((s) => s.trim()).filter(Boolean);
+  if (names.length === 0) throw new InvalidArgumentError('Expected comma-separated agent names.');
+  return names;
+};
+
+const shardArg = (v: string): Shard => {
+  try {
+    return parseShard(v);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
 };
 
 export function addOfflineCommands(program: Command, deps: OfflineCommandDeps): void {
@@ -56,7 +71,9 @@ export function addOfflineCommands(program: Command, deps: OfflineCommandDeps): 
     .addOption(new Option('--render <mode>', 'message rendering').choices(['plain', 'chat_template']))
     .addOption(new Option('--label <label>', 'plain rendering\'s label: role (the paper) or name (the speaker\'s name)').choices(['role', 'name']))
     .addOption(new Option('--token-aggregate <how>', 'token aggregate of a step').choices(['sum', 'mean', 'min', 'max', 'last']))
+    .option('--exclude-agents <names>', 'comma-separated speakers whose messages are observations, not steps (Who&When: usually Computer_terminal)', agentList)
     .option('--no-truncate', 'refuse (error line) a trajectory longer than the model instead of left-truncating it')
+    .option('--shard <I/N>', 'score only the records whose id hashes to shard I of N (0 ≤ I < N; stable across runs and machines)', shardArg)
     .option('--concurrency <n>', 'trajectories in flight at once; the batcher batches them (default 32)', positiveInt)
     .addOption(new Option('--progress <mode>', 'progress display (auto: a bar on a terminal, lines otherwise)').choices(['auto', 'bar', 'lines', 'none']).default('auto'));
   deps.addServeFlags(score, SCORER_FLAGS);
@@ -68,6 +85,7 @@ export function addOfflineCommands(program: Command, deps: OfflineCommandDeps): 
       ...(opts.label ? { label: opts.label as ScoreRequestOptions['label'] } : {}),
       ...(opts.tokenAggregate ? { token_aggregate: opts.tokenAggregate as ScoreRequestOptions['token_aggregate'] } : {}),
       ...(opts.truncate === false ? { truncate: false } : {}),
+      ...(opts.excludeAgents ? { exclude_agents: opts.excludeAgents as string[] } : {}),
     };
     process.exitCode = await runScoreCommand(config, {
       input: opts.input as string,
@@ -76,6 +94,7 @@ export function addOfflineCommands(program: Command, deps: OfflineCommandDeps): 
       model: opts.model as string | undefined,
       request,
       concurrency: opts.concurrency as number | undefined,
+      shard: opts.shard as Shard | undefined,
       progress: opts.progress as 'auto' | 'bar' | 'lines' | 'none',
     });
   });
@@ -83,20 +102,22 @@ export function addOfflineCommands(program: Command, deps: OfflineCommandDeps): 
   program
     .command('eval')
     .description('best-of-N, success prediction or failure attribution from a `pa-server score` output, with bootstrap CIs')
-    .requiredOption('--scores <file>', 'JSONL written by pa-server score')
+    .requiredOption('--scores <paths...>', 'JSONL files written by pa-server score, or directories of them (e.g. one file per shard), read as one set')
     .addOption(new Option('--task <task>', 'bon: best-of-N; uq: AUROC/Spearman vs success; fa: failure attribution').choices([...EVAL_TASKS]).makeOptionMandatory())
     .option('--output <file>', 'write the report as JSON')
     .option('--group-by <field>', 'field naming the task of each trajectory (default "group": the task id the input adapter found)')
     .option('--resamples <n>', 'bootstrap resamples (default 1000)', positiveInt)
     .option('--seed <n>', 'bootstrap seed (default 0)', nonNegativeInt)
+    .option('--exclude-agents <names>', 'fa: also report attribution with these speakers\' steps left out (comma-separated; Who&When: Computer_terminal)', agentList)
     .action((opts: Record<string, unknown>) => {
       process.exitCode = runEvalCommand({
-        scores: opts.scores as string,
+        scores: opts.scores as string[],
         task: opts.task as string,
         output: opts.output as string | undefined,
         groupBy: opts.groupBy as string | undefined,
         resamples: opts.resamples as number | undefined,
         seed: opts.seed as number | undefined,
+        excludeAgents: opts.excludeAgents as string[] | undefined,
       });
     });
 }

@@ -6,7 +6,7 @@
  *   bon  best-of-N: in each group of trajectories attempting the same task (--group-by FIELD,
  *        default "group": the task id the input adapter found — task_id of a messages record such
  *        as the gridworld evaluation file, τ-bench's task_id, Who&When's question_ID,
- *        AgentProcessBench's query), pick the top-scored trajectory (first on ties) and count its
+ *        AgentProcessBench's query), pick the top-scored trajectory (first in id order on ties) and count its
  *        success; compared with mean-of-N (a random pick) and pass@N (an oracle that picks a
  *        success whenever the group has one).
  *   uq   success prediction: AUROC and Spearman of each trajectory score against success.
@@ -18,9 +18,12 @@
  *
  * Every number comes with a percentile-bootstrap 95% interval over groups (tasks), seeded.
  * A later line for an id replaces an earlier one (a resumed run retries refused trajectories);
- * lines with an `error` are left out and counted.
+ * lines with an `error` are left out and counted. Several files (or directories of them, such as
+ * the outputs of `pa-server score --shard I/N`) are read as one set, and the lines are taken in
+ * id order, so the report is the same however the trajectories were split into files.
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import {
   ATTRIBUTION_METHODS,
   attributeFailure,
@@ -60,47 +63,99 @@ export interface ScoreLine {
 export class EvalInputError extends Error {}
 
 export interface ScoresFile {
+  /** One entry per id (its last line), in id order (natural: "case-2" before "case-10"). */
   lines: ScoreLine[];
   /** Ids whose last line is an error. */
   errors: number;
   /** Lines replaced by a later line with the same id. */
   replaced: number;
+  /** The files read, in reading order (a directory expanded to its *.jsonl files). */
+  files: string[];
 }
 
-/** The scores file, one entry per id (its last line), error lines counted and left out. */
-export function readScores(file: string): ScoresFile {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new EvalInputError(`${file}: cannot read (${(err as Error).message})`);
+/** Natural order of ids: digit runs compare as numbers, the rest by code unit; ties by code unit. */
+export function compareIds(a: string, b: string): number {
+  const chunks = (s: string) => s.match(/\d+|\D+/g) ?? [];
+  const x = chunks(a);
+  const y = chunks(b);
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    if (x[i] === y[i]) continue;
+    const dx = /^\d/.test(x[i]);
+    const dy = /^\d/.test(y[i]);
+    if (dx && dy) {
+      const nx = x[i].replace(/^0+(?=\d)/, '');
+      const ny = y[i].replace(/^0+(?=\d)/, '');
+      if (nx.length !== ny.length) return nx.length - ny.length;
+      if (nx !== ny) return nx < ny ? -1 : 1;
+      continue;
+    }
+    return x[i] < y[i] ? -1 : 1;
   }
+  if (x.length !== y.length) return x.length - y.length;
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** The files behind `paths`: a file as given; a directory's *.jsonl files (not hidden, not nested) in natural order. */
+export function scoreFilesOf(paths: readonly string[]): string[] {
+  if (paths.length === 0) throw new EvalInputError('no scores file given');
+  return paths.flatMap((p) => {
+    let stat: fs.Stats;
+    try {
+      stat = fs.statSync(p);
+    } catch (err) {
+      throw new EvalInputError(`${p}: cannot read (${(err as Error).message})`);
+    }
+    if (!stat.isDirectory()) return [p];
+    const files = fs
+      .readdirSync(p, { withFileTypes: true })
+      .filter((e) => e.isFile() && !e.name.startsWith('.') && /\.jsonl$/i.test(e.name))
+      .map((e) => e.name)
+      .sort(compareIds)
+      .map((name) => path.join(p, name));
+    if (files.length === 0) throw new EvalInputError(`${p}: a directory without *.jsonl score files`);
+    return files;
+  });
+}
+
+/**
+ * The scores of one or several files (or directories of them), read as if concatenated in the
+ * given order: one entry per id (its last line), error lines counted and left out. The lines are
+ * put in id order, so the report does not depend on how they were split into files (the shards
+ * of `pa-server score --shard`) or on the order of the files.
+ */
+export function readScores(input: string | readonly string[]): ScoresFile {
+  const files = scoreFilesOf(typeof input === 'string' ? [input] : input);
   const byId = new Map<string, ScoreLine>();
   let replaced = 0;
-  text.split('\n').forEach((raw, i) => {
-    if (raw.trim() === '') return;
-    let line: ScoreLine;
+  for (const file of files) {
+    let text: string;
     try {
-      line = JSON.parse(raw);
-    } catch {
-      throw new EvalInputError(`${file}:${i + 1}: not valid JSON`);
+      text = fs.readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new EvalInputError(`${file}: cannot read (${(err as Error).message})`);
     }
-    if (typeof line !== 'object' || line === null || typeof line.id !== 'string') {
-      throw new EvalInputError(`${file}:${i + 1}: a line without a string "id" (is this a pa-server score output?)`);
-    }
-    if (line.error === undefined && (!Array.isArray(line.steps) || typeof line.aggregates !== 'object' || line.aggregates === null)) {
-      throw new EvalInputError(`${file}:${i + 1}: no "steps"/"aggregates" (is this a pa-server score output?)`);
-    }
-    if (byId.has(line.id)) {
-      replaced++;
-      byId.delete(line.id); // keep input order of the latest line
-    }
-    byId.set(line.id, line);
-  });
-  const all = [...byId.values()];
+    text.split('\n').forEach((raw, i) => {
+      if (raw.trim() === '') return;
+      let line: ScoreLine;
+      try {
+        line = JSON.parse(raw);
+      } catch {
+        throw new EvalInputError(`${file}:${i + 1}: not valid JSON`);
+      }
+      if (typeof line !== 'object' || line === null || typeof line.id !== 'string') {
+        throw new EvalInputError(`${file}:${i + 1}: a line without a string "id" (is this a pa-server score output?)`);
+      }
+      if (line.error === undefined && (!Array.isArray(line.steps) || typeof line.aggregates !== 'object' || line.aggregates === null)) {
+        throw new EvalInputError(`${file}:${i + 1}: no "steps"/"aggregates" (is this a pa-server score output?)`);
+      }
+      if (byId.has(line.id)) replaced++;
+      byId.set(line.id, line);
+    });
+  }
+  const all = [...byId.values()].sort((a, b) => compareIds(a.id, b.id));
   const lines = all.filter((l) => l.error === undefined);
-  if (lines.length === 0) throw new EvalInputError(`${file}: no scored trajectories`);
-  return { lines, errors: all.length - lines.length, replaced };
+  if (lines.length === 0) throw new EvalInputError(`${files.join(', ')}: no scored trajectories`);
+  return { lines, errors: all.length - lines.length, replaced, files };
 }
 
 export interface EvalOptions {
@@ -110,6 +165,12 @@ export interface EvalOptions {
   resamples?: number;
   level?: number;
   seed?: number;
+  /**
+   * fa: also attribute with these speakers' steps left out (Who&When: Computer_terminal), as
+   * `exclude_agents` does at scoring time: the other steps' advantages are the same numbers (the
+   * token sequence does not change), so dropping the steps here is exact. Rows get a suffix.
+   */
+  excludeAgents?: string[];
 }
 
 /** A trajectory score method: progress advantage with a step aggregate, or a confidence baseline. */
@@ -342,6 +403,24 @@ function evalFa(lines: readonly ScoreLine[], options: Required<Omit<EvalOptions,
     }
   }
   predictors.push({ name: 'random', outcome: randomOutcome });
+  if (options.excludeAgents.length > 0) {
+    // The same cases, blamed among the steps of the other speakers only (all of them if none is left).
+    const suffix = ` excluding ${options.excludeAgents.join(', ')}`;
+    const kept = (c: FaCase): FaCase => {
+      const others = c.candidates.filter((p) => !options.excludeAgents.includes(agentOf(c.line.steps![p]) ?? ''));
+      return others.length > 0 ? { ...c, candidates: others } : c;
+    };
+    for (const method of ATTRIBUTION_METHODS) {
+      predictors.push({
+        name: `pa_${method}${suffix}`,
+        outcome: (c) => {
+          const k = kept(c);
+          return predictorOutcome(c, k.candidates[attributeFailure(k.candidates.map((p) => c.line.steps![p].advantage), method)]);
+        },
+      });
+    }
+    predictors.push({ name: `random${suffix}`, outcome: (c) => randomOutcome(kept(c)) });
+  }
 
   const { groups, by } = groupLines(cases, options.groupBy, false, options.explicit);
   const withAgent = cases.filter((c) => c.agent !== null).length;
@@ -368,14 +447,15 @@ function evalFa(lines: readonly ScoreLine[], options: Required<Omit<EvalOptions,
 // ---------------------------------------------------------------- report
 
 export type EvalReport = (BonReport | UqReport | FaReport) & {
-  scores: string;
+  /** The score files read. */
+  scores: string[];
   errors_left_out: number;
   resamples: number;
   level: number;
   seed: number;
 };
 
-export function evaluate(file: ScoresFile, options: EvalOptions, source = ''): EvalReport {
+export function evaluate(file: ScoresFile, options: EvalOptions): EvalReport {
   const resolved = {
     task: options.task,
     groupBy: options.groupBy ?? 'group',
@@ -383,9 +463,10 @@ export function evaluate(file: ScoresFile, options: EvalOptions, source = ''): E
     resamples: options.resamples ?? 1000,
     level: options.level ?? 0.95,
     seed: options.seed ?? 0,
+    excludeAgents: options.excludeAgents ?? [],
   };
   const body = options.task === 'bon' ? evalBon(file.lines, resolved) : options.task === 'uq' ? evalUq(file.lines, resolved) : evalFa(file.lines, resolved);
-  return { ...body, scores: source, errors_left_out: file.errors, resamples: resolved.resamples, level: resolved.level, seed: resolved.seed };
+  return { ...body, scores: file.files, errors_left_out: file.errors, resamples: resolved.resamples, level: resolved.level, seed: resolved.seed };
 }
 
 const fmt = (i: Interval) => (Number.isNaN(i.estimate) ? 'n/a' : `${i.estimate.toFixed(3)} [${i.low.toFixed(3)}, ${i.high.toFixed(3)}]`);
@@ -430,12 +511,14 @@ export function formatReport(r: EvalReport): string {
 }
 
 export interface EvalCommandArgs {
-  scores: string;
+  /** Score files or directories of them; read together as one set of trajectories. */
+  scores: string | string[];
   task: string;
   output?: string;
   groupBy?: string;
   resamples?: number;
   seed?: number;
+  excludeAgents?: string[];
 }
 
 /** The whole command: read, evaluate, print the table on stdout, write JSON. Returns the exit code. */
@@ -446,7 +529,7 @@ export function runEvalCommand(args: EvalCommandArgs, stdout: NodeJS.WritableStr
   }
   let report: EvalReport;
   try {
-    report = evaluate(readScores(args.scores), { task: args.task as EvalTask, groupBy: args.groupBy, resamples: args.resamples, seed: args.seed }, args.scores);
+    report = evaluate(readScores(args.scores), { task: args.task as EvalTask, groupBy: args.groupBy, resamples: args.resamples, seed: args.seed, excludeAgents: args.excludeAgents });
   } catch (err) {
     if (err instanceof EvalInputError) {
       stderr.write(`pa-server eval: ${err.message}\n`);

@@ -11,7 +11,8 @@
  * at most a partial last line, which the next run removes.
  *
  * Several trajectories are in flight at once (each its own engine call) so the batcher packs
- * them into shared forward passes.
+ * them into shared forward passes. With `shard`, only the records whose id hashes to it are read
+ * in (src/offline/shard.ts); each shard has its own output file and resumes from it.
  */
 import fs from 'node:fs';
 import cliProgress from 'cli-progress';
@@ -20,11 +21,12 @@ import { ServiceError } from '../errors.js';
 import { scoreTrajectories, type TrajectoryRequest } from '../pipeline/trajectory.js';
 import { ScorerPool, type Scorer } from '../pool.js';
 import { readTrajectoryFile, TrajectoryFileError, type FileTrajectory, type TrajectoryFormat } from '../text/adapters.js';
+import { formatShard, inShard, type Shard } from './shard.js';
 
 /** The per-trajectory options of POST /v1/trajectories/score that apply to a whole file. */
 export type ScoreRequestOptions = Pick<
   TrajectoryRequest,
-  'render' | 'label' | 'beta' | 'token_aggregate' | 'token_aggregate_mode' | 'baselines' | 'return_tokens' | 'truncate' | 'tokenization'
+  'render' | 'label' | 'beta' | 'token_aggregate' | 'token_aggregate_mode' | 'baselines' | 'return_tokens' | 'truncate' | 'tokenization' | 'exclude_agents'
 >;
 
 export interface Progress {
@@ -210,6 +212,8 @@ export interface ScoreCommandArgs {
   concurrency?: number;
   progress?: 'auto' | 'bar' | 'lines' | 'none';
   progressIntervalMs?: number;
+  /** Score only the records whose id hashes to this shard (src/offline/shard.ts). */
+  shard?: Shard;
 }
 
 /** The whole command: read and check the input, load the models, score, report. Returns the exit code. */
@@ -220,6 +224,17 @@ export async function runScoreCommand(config: Config, args: ScoreCommandArgs, st
   try {
     trajectories = readTrajectoryFile(args.input, args.format);
     alreadyDone = completedIds(args.output);
+    if (args.shard) {
+      const shard = args.shard;
+      const all = trajectories.length;
+      trajectories = trajectories.filter((t) => inShard(t.id, shard));
+      // Resuming is per shard: an output holding another shard's ids is the wrong file.
+      const foreign = [...alreadyDone].find((id) => !inShard(id, shard));
+      if (foreign !== undefined) {
+        throw new OutputFileError(`${args.output} holds "${foreign}", which is not in shard ${formatShard(shard)}; give each shard its own output file`);
+      }
+      say(`shard ${formatShard(shard)}: ${trajectories.length} of the ${all} trajectories of ${args.input}`);
+    }
   } catch (err) {
     if (err instanceof TrajectoryFileError || err instanceof OutputFileError) {
       say(err.message);
@@ -229,6 +244,8 @@ export async function runScoreCommand(config: Config, args: ScoreCommandArgs, st
   }
   const pending = trajectories.filter((t) => !alreadyDone.has(t.id)).length;
   if (pending === 0) {
+    // Every shard leaves its output file, even one that has no records.
+    fs.closeSync(fs.openSync(args.output, 'a'));
     say(`all ${trajectories.length} trajectories of ${args.input} are already in ${args.output}; nothing to do`);
     return 0;
   }

@@ -25,20 +25,41 @@ export function spanScores(seq: Sequence, scores: TokenScores): TokenScores[] {
   return out;
 }
 
+export interface Usage {
+  prompt_tokens: number;
+  scored_tokens: number;
+  /** Context tokens whose keys and values came from the prefix cache instead of a forward pass. */
+  cached_tokens: number;
+  /** Tokens (context and scored) that are the tokenizer's unknown-word id: text it cannot represent. */
+  unknown_tokens: number;
+}
+
 /**
- * Tokens that went through the models as context only, tokens scored, and context tokens whose
- * keys and values came from the prefix cache instead of a forward pass.
+ * Tokens that went through the models as context only, tokens scored, context tokens whose
+ * keys and values came from the prefix cache instead of a forward pass, and unknown-word tokens.
  */
-export function usageOf(
-  sequences: readonly Sequence[],
-  scores: readonly TokenScores[] = [],
-): { prompt_tokens: number; scored_tokens: number; cached_tokens: number } {
+export function usageOf(sequences: readonly Sequence[], scores: readonly TokenScores[] = [], unkId: number | null = null): Usage {
   let scored = 0;
   let total = 0;
+  let unknown = 0;
   for (const s of sequences) {
     total += s.ids.length;
     for (const span of s.spans) scored += span.end - span.start;
+    if (unkId !== null) for (const id of s.ids) if (id === unkId) unknown++;
   }
   const cached = scores.reduce((n, s) => n + (s.cachedTokens ?? 0), 0);
-  return { prompt_tokens: total - scored, scored_tokens: scored, cached_tokens: cached };
+  return { prompt_tokens: total - scored, scored_tokens: scored, cached_tokens: cached, unknown_tokens: unknown };
+}
+
+/** `usage`, plus `warnings` when something was scored that the numbers do not show (unknown words). */
+export function usageReport(sequences: readonly Sequence[], scores: readonly TokenScores[], unkId: number | null): { usage: Usage; warnings?: string[] } {
+  const usage = usageOf(sequences, scores, unkId);
+  if (usage.unknown_tokens === 0) return { usage };
+  return {
+    usage,
+    warnings: [
+      `${usage.unknown_tokens} of ${usage.prompt_tokens + usage.scored_tokens} tokens are the tokenizer's unknown-word token: ` +
+        "this scorer's tokenizer does not cover the text, so those words were scored as one placeholder; use a scorer whose tokenizer covers it",
+    ],
+  };
 }

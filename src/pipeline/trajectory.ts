@@ -4,7 +4,7 @@
  * No HTTP here: the API routes and the offline `pa-server score` both call this.
  */
 import type { SubmitOptions } from '../engine/batcher.js';
-import { badRequest, eachItem } from '../errors.js';
+import { badRequest, eachItem, ServiceError } from '../errors.js';
 import type { Scorer } from '../pool.js';
 import {
   allStepAggregates,
@@ -23,10 +23,12 @@ import { compileTrajectoryDetailed, type Compiled, type TrajectoryInput } from '
 import { advantageFor, batchItems, compileLimits, resolveBeta, resolveTokenization, tokenDetail, type ScoringOptions } from './options.js';
 import { spanScores } from './split.js';
 
-export interface TrajectoryRequest extends Omit<TrajectoryInput, 'steps' | 'verbatim'>, ScoringOptions {
+export interface TrajectoryRequest extends Omit<TrajectoryInput, 'steps' | 'verbatim' | 'split'>, ScoringOptions {
   /** A dataset's own record format; `data` holds the record. */
   format?: TrajectoryFormat;
   data?: unknown;
+  /** ProcessBench: the steps as one assistant message with a span per step (templates that need alternating roles). */
+  join_steps?: boolean;
   /** Also return the policy's confidence baselines per step and per trajectory. */
   baselines?: boolean;
   /** Internal (offline scoring): a record already adapted from its format, used as format + data would be. */
@@ -76,6 +78,8 @@ const ITEM_OPTION_KEYS = [
   'action_roles',
   'tools',
   'tokenization',
+  'exclude_agents',
+  'join_steps',
 ] as const;
 /** What one trajectory is made of: per item only, never request-wide. */
 const TRAJECTORY_FIELDS = ['messages', 'segments', 'format', 'data'] as const;
@@ -95,7 +99,7 @@ export function compileTrajectoryBody(body: TrajectoryBody, scorer: Scorer): Com
 
 /** `format`+`data` → messages through the dataset's adapter; otherwise the request as given. */
 export function resolveTrajectoryInput(request: TrajectoryRequest): { input: TrajectoryInput; labels?: AdaptedTrajectory['labels'] } {
-  const { format, data, adapted: given, ...rest } = request;
+  const { format, data, adapted: given, join_steps: joinSteps, ...rest } = request;
   if (format === undefined && data === undefined && given === undefined) return { input: rest };
   let adapted = given;
   if (adapted === undefined) {
@@ -104,7 +108,7 @@ export function resolveTrajectoryInput(request: TrajectoryRequest): { input: Tra
     if (request.messages !== undefined || request.segments !== undefined) {
       throw badRequest('conflicting_fields', 'give format+data, or messages, or segments; not several');
     }
-    adapted = adaptTrajectory(format, data);
+    adapted = adaptTrajectory(format, data, joinSteps ? { join_steps: true } : {});
   }
   // The request's action_roles override the format's choice of steps.
   const steps = request.action_roles === undefined && adapted.steps ? { steps: adapted.steps } : {};
@@ -116,6 +120,7 @@ export function resolveTrajectoryInput(request: TrajectoryRequest): { input: Tra
       tools: request.tools ?? adapted.tools,
       ...steps,
       ...(adapted.verbatim ? { verbatim: true } : {}),
+      ...(adapted.split ? { split: adapted.split } : {}),
     },
     labels: adapted.labels,
   };
@@ -124,11 +129,26 @@ export function resolveTrajectoryInput(request: TrajectoryRequest): { input: Tra
 export function compileTrajectoryRequest(request: TrajectoryRequest, scorer: Scorer): CompiledTrajectory {
   resolveBeta(request.beta, scorer);
   const { input, labels } = resolveTrajectoryInput(request);
-  const compiled = compileTrajectoryDetailed(
-    { ...input, tokenization: resolveTokenization(request.tokenization, scorer) },
-    scorer.tokenizer,
-    compileLimits(scorer, request),
-  );
+  let compiled;
+  try {
+    compiled = compileTrajectoryDetailed(
+      { ...input, tokenization: resolveTokenization(request.tokenization, scorer) },
+      scorer.tokenizer,
+      compileLimits(scorer, request),
+    );
+  } catch (err) {
+    // ProcessBench records are consecutive assistant messages: say why a template refuses them, and the way out.
+    if (err instanceof ServiceError && err.code === 'chat_template_error' && request.format === 'processbench' && !request.join_steps) {
+      throw new ServiceError(
+        err.status,
+        err.code,
+        `${err.message} — ProcessBench records are one assistant message per step, which chat templates that require alternating roles (Llama-2's) refuse; ` +
+          'pass join_steps: true to render the steps as one assistant message with a span per step',
+        err.headers,
+      );
+    }
+    throw err;
+  }
   return { request, sequence: compiled.sequence, compiled, ...(labels ? { labels } : {}) };
 }
 

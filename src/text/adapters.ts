@@ -12,7 +12,16 @@
  *   tau_bench          τ-bench historical trajectories: {task_id, trial, reward, traj: messages}
  *   agentprocessbench  AgentProcessBench rows: {messages, step_labels: {"msg index": 1|0|-1},
  *                      final_label: 1|-1, tools}
- *   processbench       ProcessBench rows: {id, problem, steps: string[], label: first wrong step or -1}
+ *   processbench       ProcessBench rows: {id, problem, steps: string[], label: first wrong step or -1}.
+ *                      Each step is its own assistant message, so the messages are consecutive
+ *                      assistant turns, which chat templates that require alternating roles
+ *                      (Llama-2's) refuse; `join_steps` renders them as one assistant message with
+ *                      a span per step (step k keeps index k + 1, as mistake_step counts).
+ *
+ * Who&When Algorithm-Generated logs interleave Computer_terminal turns (code-execution output)
+ * with the experts' messages; by the default rule every named agent is an actor, so they are
+ * steps. `exclude_agents: ["Computer_terminal"]` is the usual choice to score them as
+ * observations instead.
  *
  * `mistake_step` is always an index into the returned `messages` (shifted when the adapter adds
  * a message in front). Records that do not fit their format fail with 422
@@ -21,6 +30,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { badRequest, ServiceError, unprocessable } from '../errors.js';
+import type { SplitSteps } from './pieces.js';
 import { DEFAULT_ACTION_ROLES, validateMessages, type Message } from './messages.js';
 import { annotateArguments } from './python-repr.js';
 
@@ -50,8 +60,18 @@ export interface AdaptedTrajectory {
   verbatim?: boolean;
   /** Tool definitions the record ships (for chat templates that describe them). */
   tools?: unknown[];
+  /** One message holding several steps (ProcessBench with join_steps): each part is scored as its own span. */
+  split?: SplitSteps;
   labels: TrajectoryLabels;
 }
+
+export interface AdaptOptions {
+  /** ProcessBench: one assistant message with a span per step, for templates that need alternating roles. */
+  join_steps?: boolean;
+}
+
+/** ProcessBench steps joined into one message are separated by a blank line, as the data set writes them. */
+export const JOINED_STEP_SEPARATOR = '\n\n';
 
 type Json = Record<string, unknown>;
 
@@ -267,7 +287,7 @@ function adaptAgentProcessBench(data: unknown): AdaptedTrajectory {
 
 // ---------------------------------------------------------------- ProcessBench
 
-function adaptProcessBench(data: unknown): AdaptedTrajectory {
+function adaptProcessBench(data: unknown, options: AdaptOptions = {}): AdaptedTrajectory {
   const F = 'processbench';
   const record = requireObject(F, data);
   if (typeof record.problem !== 'string') throw invalid(F, `missing "problem" (a string; got ${describe(record.problem)})`);
@@ -276,7 +296,10 @@ function adaptProcessBench(data: unknown): AdaptedTrajectory {
     if (typeof s !== 'string') throw invalid(F, `steps[${i}] must be a string`);
   });
   const steps = record.steps as string[];
-  const messages: Message[] = [{ role: 'user', content: record.problem }, ...steps.map((s) => ({ role: 'assistant', content: s }))];
+  const joined = options.join_steps === true;
+  const messages: Message[] = joined
+    ? [{ role: 'user', content: record.problem }, { role: 'assistant', content: steps.join(JOINED_STEP_SEPARATOR) }]
+    : [{ role: 'user', content: record.problem }, ...steps.map((s) => ({ role: 'assistant', content: s }))];
   const labels: TrajectoryLabels = {};
   if (record.label !== undefined && record.label !== null) {
     const label = parseIndex(F, 'label', record.label);
@@ -286,12 +309,13 @@ function adaptProcessBench(data: unknown): AdaptedTrajectory {
     labels.mistake_step = label === -1 ? null : label + 1;
   }
   const out: AdaptedTrajectory = { messages, action_roles: [...DEFAULT_ACTION_ROLES], labels };
+  if (joined) out.split = { message: 1, separator: JOINED_STEP_SEPARATOR, parts: steps.map((text, k) => ({ index: k + 1, text })) };
   const id = optionalString(record.id);
   if (id !== undefined) out.id = id;
   return out;
 }
 
-const ADAPTERS: Record<TrajectoryFormat, (data: unknown) => AdaptedTrajectory> = {
+const ADAPTERS: Record<TrajectoryFormat, (data: unknown, options?: AdaptOptions) => AdaptedTrajectory> = {
   messages: adaptMessages,
   who_and_when: adaptWhoAndWhen,
   tau_bench: adaptTauBench,
@@ -304,11 +328,12 @@ export function isTrajectoryFormat(format: unknown): format is TrajectoryFormat 
 }
 
 /** One record of `format` → messages, step roles and labels. */
-export function adaptTrajectory(format: string, data: unknown): AdaptedTrajectory {
+export function adaptTrajectory(format: string, data: unknown, options: AdaptOptions = {}): AdaptedTrajectory {
   if (!isTrajectoryFormat(format)) {
     throw badRequest('invalid_format', `format must be one of ${TRAJECTORY_FORMATS.join(', ')} (got ${JSON.stringify(format)})`);
   }
-  return ADAPTERS[format](data);
+  if (options.join_steps && format !== 'processbench') throw badRequest('conflicting_fields', `join_steps applies to format "processbench", not "${format}"`);
+  return ADAPTERS[format](data, options);
 }
 
 // ---------------------------------------------------------------- files

@@ -60,6 +60,7 @@ import {
   type TokenizationProfile,
 } from './pieces.js';
 import type { PlainLabel } from './render.js';
+import type { SplitSteps } from './pieces.js';
 import type { TextTokenizer } from './tokenizer.js';
 import { truncateLeft, truncateRanges } from './truncate.js';
 
@@ -121,6 +122,8 @@ export interface TrajectoryInput {
   render?: RenderMode;
   /** Roles (or agent names) whose messages are steps; default ["assistant"]. */
   action_roles?: string[];
+  /** Speakers (message names, or roles) whose messages are observations even when action_roles selects them. */
+  exclude_agents?: string[];
   /** Tool definitions for chat templates that describe them. */
   tools?: unknown[];
   label?: PlainLabel;
@@ -129,6 +132,8 @@ export interface TrajectoryInput {
   steps?: readonly number[];
   /** Internal (Who&When): plain renders every message as `[role]: content`. */
   verbatim?: boolean;
+  /** Internal (ProcessBench join_steps): one message whose parts are scored as separate steps. */
+  split?: SplitSteps;
 }
 
 function checkLimits(limits: CompileLimits): void {
@@ -278,6 +283,14 @@ function checkActionRoles(roles: unknown): readonly string[] {
   return roles;
 }
 
+function checkExcludeAgents(names: unknown): readonly string[] {
+  if (names === undefined || names === null) return [];
+  if (!Array.isArray(names) || names.some((r) => typeof r !== 'string')) {
+    throw badRequest('invalid_action_roles', 'exclude_agents must be a list of agent names (or roles)');
+  }
+  return names;
+}
+
 function trajectoryPieces(input: TrajectoryInput, tok: TextTokenizer): PieceList {
   const hasMessages = present(input.messages);
   const hasSegments = present(input.segments);
@@ -294,9 +307,11 @@ function trajectoryPieces(input: TrajectoryInput, tok: TextTokenizer): PieceList
     render: input.render ?? 'plain',
     label: input.label,
     actionRoles: checkActionRoles(input.action_roles),
+    excludeAgents: checkExcludeAgents(input.exclude_agents),
     tools: input.tools,
     ...(input.steps ? { scoreOnly: new Set(input.steps) } : {}),
     ...(input.verbatim ? { verbatim: true } : {}),
+    ...(input.split ? { split: input.split } : {}),
   });
 }
 
@@ -310,14 +325,25 @@ function skipUnscorableFirstToken(spans: Span[]): void {
   first.start = 1;
 }
 
+/** no_steps names what it saw and what it looked for, so a typo ("assitant") is visible at once. */
+function noStepsMessage(input: TrajectoryInput): string {
+  if (!present(input.messages)) return 'no segment is a step: none has score: true';
+  const quoted = (xs: Iterable<string>) => [...new Set(xs)].map((x) => JSON.stringify(x.slice(0, 64))).join(', ');
+  const messages = input.messages as { role?: unknown; name?: unknown }[];
+  const roles = quoted(messages.map((m) => m.role).filter((r): r is string => typeof r === 'string'));
+  const names = quoted(messages.map((m) => m.name).filter((n): n is string => typeof n === 'string'));
+  return (
+    `no message is a step: the roles seen are ${roles || 'none'}${names ? ` and the names ${names}` : ''}, ` +
+    `but the action roles looked for are ${quoted(checkActionRoles(input.action_roles))} (set action_roles to change them)`
+  );
+}
+
 /** A whole trajectory → one Sequence with a span per step (span.index = message/segment index), with what each piece became. */
 export function compileTrajectoryDetailed(input: TrajectoryInput, tok: TextTokenizer, limits: CompileLimits): Compiled {
   checkLimits(limits);
   const tokenization = checkProfile(input.tokenization);
   const list = trajectoryPieces(input, tok);
-  if (!list.pieces.some((p) => p.step)) {
-    throw unprocessable('no_steps', 'no message is a step: none has an action role (action_roles) or, for segments, score: true');
-  }
+  if (!list.pieces.some((p) => p.step)) throw unprocessable('no_steps', noStepsMessage(input));
   const draft = assemble(list, tok, tokenization);
   checkVocabulary(draft.ids, limits.vocabSize);
   skipUnscorableFirstToken(draft.spans);

@@ -31,6 +31,13 @@ export interface Piece {
   step?: { index: number; role?: string; name?: string };
 }
 
+/** messages[message].content is the parts' texts joined by `separator`; each part is scored as step `index`. */
+export interface SplitSteps {
+  message: number;
+  separator: string;
+  parts: { index: number; text: string }[];
+}
+
 /** Pieces plus whether the tokenizer's BOS should go in front of them. */
 export interface PieceList {
   pieces: Piece[];
@@ -56,6 +63,10 @@ export interface MessagePieceOptions {
   tools?: unknown[];
   /** Only these message indices are scored (default: every message `isStep` selects). */
   scoreOnly?: ReadonlySet<number>;
+  /** Speakers (name, else role) whose messages are never steps: observations, such as a code executor. */
+  excludeAgents?: readonly string[];
+  /** One message rendered as several step pieces (its text around and between the parts is context). */
+  split?: SplitSteps;
 }
 
 export function checkProfile(profile: unknown): TokenizationProfile {
@@ -87,12 +98,30 @@ function renderTexts(messages: readonly Message[], tok: TextTokenizer, options: 
 
 export function messagePieces(messages: readonly Message[], tok: TextTokenizer, options: MessagePieceOptions): PieceList {
   const { texts, wantsBos, template } = renderTexts(messages, tok, options);
-  const pieces = texts.map((text, index): Piece => {
+  const pieces = texts.flatMap((text, index): Piece[] => {
     const m = messages[index];
-    const scored = options.scoreOnly ? options.scoreOnly.has(index) : isStep(m, options.actionRoles);
-    return { text, ...(scored ? { step: { index, role: m.role, name: speakerOf(m) } } : {}) };
+    if (options.split?.message === index) return splitPieces(text, m, options.split);
+    const excluded = options.excludeAgents?.includes(speakerOf(m) ?? m.role) === true;
+    const scored = (options.scoreOnly ? options.scoreOnly.has(index) : isStep(m, options.actionRoles)) && !excluded;
+    return [{ text, ...(scored ? { step: { index, role: m.role, name: speakerOf(m) } } : {}) }];
   });
   return { pieces, wantsBos, template };
+}
+
+/** The rendered text of a joined message → context before, each part as a step, separators, context after. */
+function splitPieces(text: string, m: Message, split: SplitSteps): Piece[] {
+  const content = split.parts.map((p) => p.text).join(split.separator);
+  const at = text.indexOf(content);
+  if (at < 0) throw new Error(`message ${split.message}: its rendering does not contain its content verbatim; cannot split it into steps`);
+  const out: Piece[] = [];
+  if (at > 0) out.push({ text: text.slice(0, at) });
+  split.parts.forEach((part, k) => {
+    if (k > 0) out.push({ text: split.separator });
+    out.push({ text: part.text, step: { index: part.index, role: m.role, name: speakerOf(m) } });
+  });
+  const rest = text.slice(at + content.length);
+  if (rest !== '') out.push({ text: rest });
+  return out;
 }
 
 /**

@@ -54,6 +54,8 @@ export interface TextTokenizer {
   /** tokenizer_config.json add_bos_token as written (null when absent): the `joint` profile follows it. */
   readonly addBosToken: boolean | null;
   readonly eosId: number | null;
+  /** The id text falls back to when the vocabulary lacks a word (unk_token); null when it has none. */
+  readonly unkId: number | null;
   /** The tokenizer's size including added tokens: max id + 1. */
   readonly vocabSize: number;
   /** tokenizer_config.json chat_template (a string, or the 'default' entry of a list). */
@@ -210,6 +212,7 @@ export function createTextTokenizer(files: TokenizerFiles, source: string): Text
     bosId,
     addBosToken: typeof files.tokenizerConfig.add_bos_token === 'boolean' ? files.tokenizerConfig.add_bos_token : null,
     eosId: eosId ?? null,
+    unkId,
     vocabSize: maxId + 1,
     chatTemplate: pickChatTemplate(files),
     modelMaxLength: pickMaxLength(files.tokenizerConfig),

@@ -17,6 +17,9 @@ export type TokenScore = NonNullable<import('../pipeline/trajectory.js').StepRes
 
 export interface TrajectoryResult extends ServerTrajectoryResult {
   model: string;
+  usage?: { prompt_tokens: number; scored_tokens: number; unknown_tokens?: number };
+  /** e.g. unknown-word tokens: text the scorer's tokenizer could not represent. */
+  warnings?: string[];
 }
 
 export interface AttributeResult {

@@ -365,6 +365,15 @@ function renderSummary(score: TrajectoryResult, attribution: AttributeResult): v
     `. Advantage: sum ${formatNumber(a.sum)}, mean ${formatNumber(a.mean)}, min ${formatNumber(a.min)}, bottom 10% ${formatNumber(a.bottom10)}.`;
   parts.push(facts);
 
+  // Text the tokenizer could not represent was scored as its unknown-word token: say so, loudly.
+  for (const warning of score.warnings ?? []) {
+    const p = document.createElement('p');
+    p.className = 'warning';
+    p.dataset.unknownTokens = String(score.usage?.unknown_tokens ?? '');
+    p.textContent = `Warning: ${warning}`;
+    parts.push(p);
+  }
+
   const labels = score.labels;
   if (labels && (labels.success !== undefined || labels.mistake_step !== undefined || labels.mistake_agent !== undefined)) {
     const given = document.createElement('p');

@@ -14,11 +14,13 @@ import { defaultConfig, validateConfig } from '../../src/config.js';
 import { Metrics } from '../../src/metrics.js';
 import { ScorerPool } from '../../src/pool.js';
 import { perturbModel } from '../helpers/onnx-fixtures.js';
+import { describeIf, needShared, sharedPath } from '../helpers/shared.js';
 
-const LLAMA = path.resolve(__dirname, '../../../shared/real/models/tiny-random-LlamaForCausalLM-fp16');
+const LLAMA = sharedPath('models', 'tiny-random-LlamaForCausalLM-fp16');
+const HAVE_SHARED = needShared(import.meta.url, [LLAMA]);
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'pa-health-api-'));
 const PERTURBED = path.join(tmpRoot, 'llama-perturbed');
-perturbModel(LLAMA, PERTURBED, { scale: 0.2, seed: 9 });
+if (HAVE_SHARED) perturbModel(LLAMA, PERTURBED, { scale: 0.2, seed: 9 });
 
 function pseudoIds(n: number, seed: number, lo: number, hi: number): number[] {
   let s = seed >>> 0;
@@ -49,7 +51,7 @@ async function until(condition: () => boolean): Promise<void> {
   while (!condition()) await new Promise((resolve) => setImmediate(resolve));
 }
 
-describe('/health and /ready', () => {
+describeIf(HAVE_SHARED)('/health and /ready', () => {
   it('/ready is 503 before the pool is loaded and warmed, 200 after; /health is 200 throughout', async () => {
     const metrics = new Metrics({ defaultMetrics: false });
     pool = new ScorerPool(config, (name) => metrics.engineObserver(name));

@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp, type App } from '../../src/app.js';
 import { createLogger } from '../../src/cli.js';
-import { defaultConfig, validateConfig } from '../../src/config.js';
+import { defaultConfig, redactConfig, validateConfig } from '../../src/config.js';
 import { Metrics } from '../../src/metrics.js';
 import { ScorerPool } from '../../src/pool.js';
 
@@ -77,6 +77,10 @@ describe('request log lines', () => {
       expect(typeof line.time).toBe('number');
     });
     expect(requestLines[0].reqId).toBe('client-chosen-id-1');
+    // JSON.parse keeps the last of repeated keys: count them in the raw lines.
+    const rawRequestLines = raw().split('\n').filter((l) => l.includes('"msg":"request"'));
+    expect(rawRequestLines).toHaveLength(responses.length);
+    for (const l of rawRequestLines) expect(l.match(/"reqId":/g)).toHaveLength(1);
     expect(requestLines.map((l) => l.route)).toEqual(['/v1/score', '/v1/score', '/health', '/v1/models', '/v1/score']);
     expect(requestLines.map((l) => l.method)).toEqual(['POST', 'POST', 'GET', 'GET', 'POST']);
     // Rows this request sent to the engine, and its timings, only where scoring ran.
@@ -123,6 +127,17 @@ describe('request log lines', () => {
     expect(String(generated.headers['x-total-time'])).toMatch(/^\d+\.\d{3}$/);
     const invalid = await app.inject({ method: 'GET', url: '/health', headers: { 'x-request-id': 'has spaces\tand tabs' } });
     expect(invalid.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it('the start-up config line shows api_key only when a key is set, and then redacted', () => {
+    const chunks: string[] = [];
+    const logger = createLogger('info', { write: (c: string) => void chunks.push(c) });
+    logger.info({ config: redactConfig(validateConfig(defaultConfig())) }, 'effective configuration');
+    logger.info({ config: redactConfig(config) }, 'effective configuration');
+    expect(chunks).toHaveLength(2);
+    expect(chunks[0]).not.toContain('api_key');
+    expect(JSON.parse(chunks[1]).config.api_key).toBe('[redacted]');
+    expect(chunks[1]).not.toContain(KEY);
   });
 
   it('an object holding the Authorization header is redacted by the logger itself', () => {

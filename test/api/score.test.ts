@@ -16,10 +16,11 @@ import { Metrics } from '../../src/metrics.js';
 import { ScorerPool } from '../../src/pool.js';
 import { BOS_ID, fixtureVocabulary, perturbModel, randomTable, writeBigramModel } from '../helpers/onnx-fixtures.js';
 import { rawLogits } from '../helpers/reference-logprobs.js';
+import { describeIf, needShared, sharedPath } from '../helpers/shared.js';
 
-const REAL = path.resolve(__dirname, '../../../shared/real/models');
-const LLAMA = path.join(REAL, 'tiny-random-LlamaForCausalLM-fp16');
-const GPT2 = path.join(REAL, 'tiny-random-gpt2-fp32');
+const LLAMA = sharedPath('models', 'tiny-random-LlamaForCausalLM-fp16');
+const GPT2 = sharedPath('models', 'tiny-random-gpt2-fp32');
+const HAVE_SHARED = needShared(import.meta.url, [LLAMA, GPT2]);
 
 const AGGREGATES = ['sum', 'mean', 'min', 'max', 'last'] as const;
 type Aggregate = (typeof AGGREGATES)[number];
@@ -197,7 +198,7 @@ describe('bigram fixtures: closed-form log-probs', () => {
     });
     const sum = tp.reduce((a, x, k) => a + x - tq[k], 0);
     expect(Math.abs(body.advantage - 2 * sum)).toBeLessThan(1e-5);
-    expect(body.usage).toEqual({ prompt_tokens: 4, scored_tokens: 3, cached_tokens: 0 });
+    expect(body.usage).toEqual({ prompt_tokens: 4, scored_tokens: 3, cached_tokens: 0, unknown_tokens: 0 }); // ids ≥ 4: never <unk> (1)
   });
 
   it('without return_tokens there is no tokens field', async () => {
@@ -233,6 +234,7 @@ describe('bigram fixtures: closed-form log-probs', () => {
       prompt_tokens: items.reduce((n, it) => n + it.prompt_ids.length, 0),
       scored_tokens: items.reduce((n, it) => n + it.step_ids.length, 0),
       cached_tokens: 0, // the bigram fixture has no KV cache
+      unknown_tokens: 0,
     });
   });
 
@@ -288,7 +290,7 @@ describe('bigram fixtures: closed-form log-probs', () => {
 
 // ---------------------------------------------------------------------------------------------
 
-describe('real exports against perturbed copies: log-ratio equals float64 log-softmax differences', () => {
+describeIf(HAVE_SHARED)('real exports against perturbed copies: log-ratio equals float64 log-softmax differences', () => {
   let service: Service;
   const dirs = {
     llama: path.join(tmpRoot, 'llama-perturbed'),
@@ -383,7 +385,7 @@ describe('real exports against perturbed copies: log-ratio equals float64 log-so
       const expected = policyRows[pos][ids[pos + 1]] - logsumexp(policyRows[pos]) - (referenceRows[pos][ids[pos + 1]] - logsumexp(referenceRows[pos]));
       expect(Math.abs(t.log_ratio - expected)).toBeLessThan(1e-4);
     });
-    expect(body.usage).toEqual({ prompt_tokens: 1 + promptIds.length, scored_tokens: stepIds.length, cached_tokens: 0 });
+    expect(body.usage).toEqual({ prompt_tokens: 1 + promptIds.length, scored_tokens: stepIds.length, cached_tokens: 0, unknown_tokens: ids.filter((id) => id === 0).length }); // Llama's <unk> is 0
   });
 
   it('gpt2: the tokenizer is larger than the model (BOS 50256 of a 1000-id model): the pair is served, text that maps outside is a 422', async () => {
@@ -427,7 +429,7 @@ describe('limits: truncation, bad input and a full queue', () => {
     expect(status).toBe(200);
     expect(body.truncated).toBe(true);
     expect(body.num_tokens).toBe(3);
-    expect(body.usage).toEqual({ prompt_tokens: MAX_LENGTH - step.length, scored_tokens: step.length, cached_tokens: 0 });
+    expect(body.usage).toEqual({ prompt_tokens: MAX_LENGTH - step.length, scored_tokens: step.length, cached_tokens: 0, unknown_tokens: 0 });
     // A bigram reads only the previous token, which truncation keeps: the closed form still holds.
     const expected = ratios([...prompt, ...step], prompt.length);
     body.tokens.forEach((t: any, k: number) => expect(Math.abs(t.log_ratio - expected[k])).toBeLessThan(1e-5));

@@ -20,7 +20,7 @@ const CLI = ['--import', 'tsx', 'src/cli.ts'];
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'pa-cli-'));
 afterAll(() => fs.rmSync(tmpRoot, { recursive: true, force: true }));
 
-/** The CUDA EP ships as separate shared libraries next to the binding (ONNXRUNTIME_NODE_INSTALL=cuda12 adds them). */
+/** The CUDA EP ships as separate shared libraries next to the binding (`npm run install:cuda` adds them). */
 const ortBin = path.join(ROOT, 'node_modules/onnxruntime-node/bin/napi-v6', process.platform, process.arch);
 const cudaProviderInstalled = fs.existsSync(path.join(ortBin, 'libonnxruntime_providers_cuda.so'));
 
@@ -132,7 +132,7 @@ describe('pa-server serve', () => {
     const r = runCli(['serve', '--device', 'cuda', '--port', '0', '--log-level', 'warn']);
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/^pa-server: cannot start: .*CUDA execution provider could not start/m);
-    expect(r.stderr).toContain('ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci');
+    expect(r.stderr).toContain('npm run install:cuda');
     expect(r.stderr).toContain('CUDA image');
     expect(r.stderr).toContain('--device cpu');
   });
@@ -146,6 +146,9 @@ describe('pa-server config check', () => {
   };
 
   it('a valid file: exit 0 and the effective config on stdout, defaults filled in, paths resolved, key redacted', () => {
+    // config check loads nothing but checks the model directories: ./p and ./r are the embedded pair.
+    fs.symlinkSync(path.join(ROOT, 'models/gridworld-policy'), path.join(tmpRoot, 'p'));
+    fs.symlinkSync(path.join(ROOT, 'models/gridworld-reference'), path.join(tmpRoot, 'r'));
     const file = write(
       'ok.yaml',
       ['port: 9123', 'api_key: hunter2-secret', 'scorers:', '  - name: a', '    policy: ./p', '    reference: ./r', '    beta: 0.1', ''].join('\n'),

@@ -137,7 +137,8 @@ describe('Grafana dashboard', () => {
       for (const { name, suffix } of names) {
         expect(all.has(name), `${panel}: ${name} is not a registered metric`).toBe(true);
         if (suffix) expect(instrumentKind.get(name), `${panel}: ${name}${suffix}`).toBe('Histogram');
-        const allowed = new Set([...(declaredLabels.get(name) ?? []), ...(suffix === '_bucket' ? ['le'] : [])]);
+        // Prometheus adds the target labels instance and job to every series it scrapes.
+        const allowed = new Set([...(declaredLabels.get(name) ?? []), ...(suffix === '_bucket' ? ['le'] : []), 'instance', 'job']);
         for (const label of byLabels(expr)) expect(allowed, `${panel}: ${name} has no label ${label}`).toContain(label);
       }
     }

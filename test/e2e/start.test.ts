@@ -20,11 +20,12 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { perturbModel } from '../helpers/onnx-fixtures.js';
 import { logsumexp, rawLogits } from '../helpers/reference-logprobs.js';
 import { freePort } from '../reliability/server-process.js';
+import { needShared, sharedPath } from '../helpers/shared.js';
 
 const ROOT = path.resolve(__dirname, '../..');
-const REAL = path.resolve(ROOT, '../shared/real/models');
-const LLAMA = path.join(REAL, 'tiny-random-LlamaForCausalLM-fp16');
-const GPT2 = path.join(REAL, 'tiny-random-gpt2-fp32');
+const LLAMA = sharedPath('models', 'tiny-random-LlamaForCausalLM-fp16');
+const GPT2 = sharedPath('models', 'tiny-random-gpt2-fp32');
+const HAVE_SHARED = needShared(import.meta.url, [LLAMA, GPT2]);
 const GRIDWORLD = { policy: path.join(ROOT, 'models/gridworld-policy'), reference: path.join(ROOT, 'models/gridworld-reference') };
 
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'pa-e2e-'));
@@ -164,7 +165,7 @@ describe('pa-server serve as a child process', () => {
     ['the real Llama fp16 export (external weights) against a perturbed copy', LLAMA, 'model.onnx', 32000, 1],
     ['the GPT-2 past.onnx export against a perturbed copy', GPT2, 'past.onnx', 1000, 98],
   ] as const) {
-    it(`${label}: --policy A --reference B --port P`, async () => {
+    it.skipIf(!HAVE_SHARED)(`${label}: --policy A --reference B --port P`, async () => {
       const perturbed = path.join(tmpRoot, path.basename(original));
       perturbModel(original, perturbed, { scale: 0.3, seed: 17 });
       const r = startServe(['--policy', perturbed, '--reference', original, '--beta', '0.5'], await freePort());
@@ -185,7 +186,7 @@ describe('pa-server serve as a child process', () => {
     });
   }
 
-  it('a client that goes away is dropped from the queue; SIGTERM during a request answers it in full, then exit 0', async () => {
+  it.skipIf(!HAVE_SHARED)('a client that goes away is dropped from the queue; SIGTERM during a request answers it in full, then exit 0', async () => {
     const perturbed = path.join(tmpRoot, 'llama-drain');
     perturbModel(LLAMA, perturbed, { scale: 0.3, seed: 23 });
     // One row per batch: each request below runs as many sequential batches, so it is still in
@@ -238,7 +239,9 @@ describe('pa-server serve as a child process', () => {
     const bad = startServe(['--policy', missing, '--reference', GRIDWORLD.reference], await freePort());
     const { code } = await bad.exited;
     expect(code).toBe(1);
-    expect(bad.output()).toContain(`pa-server: cannot start: ${missing}: model directory not found`);
+    expect(bad.output()).toContain(`pa-server: cannot start: scorer "default": ${missing}: model directory not found`);
+    // Checked before the port is taken: nothing says it listened.
+    expect(bad.output()).not.toMatch(/listening/i);
   });
 
   it('npm start -- --port P: builds dist/ and serves the default pair from the compiled CLI', async () => {

@@ -9,10 +9,11 @@ import { resolveModelDir } from '../../src/engine/model-dir.js';
 import { ScorerEngine } from '../../src/engine/scorer.js';
 import type { Sequence, TokenScores } from '../../src/sequence.js';
 import { referenceStats } from '../helpers/reference-logprobs.js';
+import { describeIf, needShared, sharedPath } from '../helpers/shared.js';
 
-const REAL = path.resolve(__dirname, '../../../shared/real/models');
-const LLAMA = path.join(REAL, 'tiny-random-LlamaForCausalLM-fp16');
-const GPT2 = path.join(REAL, 'tiny-random-gpt2-fp32');
+const LLAMA = sharedPath('models', 'tiny-random-LlamaForCausalLM-fp16');
+const GPT2 = sharedPath('models', 'tiny-random-gpt2-fp32');
+const HAVE_SHARED = needShared(import.meta.url, [LLAMA, GPT2]);
 
 const batching = { maxBatchTokens: 4096, maxBatchRows: 32, maxQueue: 1000, maxWaitMs: 0, maxInflight: 2 };
 
@@ -33,8 +34,8 @@ for (const [label, dir, vocab] of [
   ['tiny-random-LlamaForCausalLM-fp16 (fp16 logits, external data, KV inputs)', LLAMA, 32000],
   ['tiny-random-gpt2-fp32 (int32 inputs, stacked past)', GPT2, 1000],
 ] as const) {
-  describe(label, () => {
-    const onnxFile = resolveModelDir(dir).onnxFile;
+  describeIf(HAVE_SHARED)(label, () => {
+    const onnxFile = HAVE_SHARED ? resolveModelDir(dir).onnxFile : '';
     let engine: ScorerEngine;
     beforeAll(async () => {
       engine = await ScorerEngine.start({ name: 't', policyOnnx: onnxFile, referenceOnnx: onnxFile, device: 'cpu', threads: 1, batching });
@@ -75,8 +76,8 @@ for (const [label, dir, vocab] of [
   });
 }
 
-describe('max_batch_logits: the head never holds more than its budget of scored tokens × vocabulary', () => {
-  const onnxFile = resolveModelDir(LLAMA).onnxFile;
+describeIf(HAVE_SHARED)('max_batch_logits: the head never holds more than its budget of scored tokens × vocabulary', () => {
+  const onnxFile = HAVE_SHARED ? resolveModelDir(LLAMA).onnxFile : '';
   let small: ScorerEngine;
   let roomy: ScorerEngine;
   const batches: number[] = [];

@@ -8,11 +8,12 @@ import { describe, expect, it } from 'vitest';
 import onnxProto from 'onnx-proto';
 import { resolveModelDir } from '../../src/engine/model-dir.js';
 import { addScoringHead, decodeModel, encodeModel, externalizeInlineWeights } from '../../src/engine/scoring-head.js';
+import { describeIf, needShared } from '../helpers/shared.js';
 import { DIRS } from '../text/real-files.js';
 
 const { onnx } = onnxProto;
 
-describe.each([
+describeIf(needShared(import.meta.url, [DIRS.llama, DIRS.tinyGpt2])).each([
   ['tiny-random-LlamaForCausalLM-fp16', DIRS.llama],
   ['tiny-random-gpt2-fp32', DIRS.tinyGpt2],
 ])('%s', (_name, dir) => {

@@ -19,6 +19,7 @@ import { scoreFile } from '../../src/offline/score-file.js';
 import { ScorerPool, type Scorer } from '../../src/pool.js';
 import { readTrajectoryFile, type TrajectoryFormat } from '../../src/text/adapters.js';
 import { perturbModel } from '../helpers/onnx-fixtures.js';
+import { describeIf, needShared } from '../helpers/shared.js';
 import { DATA, DIRS, readJson } from '../text/real-files.js';
 
 const MAX_LENGTH = 1024;
@@ -26,7 +27,10 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'real-data-'));
 let pool: ScorerPool;
 let scorer: Scorer;
 
+const HAVE_SHARED = needShared(import.meta.url, [DIRS.llama, path.join(DATA, 'who-and-when'), path.join(DATA, 'tau-bench'), path.join(DATA, 'agentprocessbench')]);
+
 beforeAll(async () => {
+  if (!HAVE_SHARED) return;
   const reference = path.join(tmp, 'llama-perturbed');
   perturbModel(DIRS.llama, reference, { seed: 7 });
   const config = validateConfig({
@@ -81,7 +85,7 @@ function checkLines(lines: any[], expectedSteps: number[]) {
   expect(lines.some((l) => l.steps.some((s: any) => !s.truncated && s.advantage !== 0))).toBe(true);
 }
 
-describe('pa-server score on the real data sets with the tiny Llama', () => {
+describeIf(HAVE_SHARED)('pa-server score on the real data sets with the tiny Llama', () => {
   // The JS tokenizer takes tens of seconds on the 50 long logs (the Llama tokenizer has no pre-tokenizer: each message is one BPE word).
   it('all 50 Who&When cases: every entry with content is a step, but a Hand-Crafted log\'s opening human question', { timeout: 240_000 }, async () => {
     const { summary, trajectories, lines } = await scoreAll(path.join(DATA, 'who-and-when'), 'who_and_when');

@@ -10,12 +10,14 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ServiceError } from '../../src/errors.js';
 import { adaptTrajectory, readTrajectoryFile, TRAJECTORY_FORMATS, TrajectoryFileError } from '../../src/text/adapters.js';
 import { isStep, DEFAULT_ACTION_ROLES } from '../../src/text/messages.js';
+import { describeIf, needShared } from '../helpers/shared.js';
 import { DATA, readJson } from './real-files.js';
 
 const WHO_AND_WHEN = path.join(DATA, 'who-and-when');
 const TAU = path.join(DATA, 'tau-bench', 'gpt-4o-airline.trial0.tasks0-19.json');
 const APB = path.join(DATA, 'agentprocessbench', 'hotpotqa.first50.jsonl');
 const PROCESSBENCH = path.join(DATA, 'processbench', 'gsm8k.json');
+const HAVE_SHARED = needShared(import.meta.url, [WHO_AND_WHEN, TAU, APB, PROCESSBENCH]);
 const GRIDWORLD = path.join(__dirname, '..', '..', 'bench', 'data', 'gridworld-eval.jsonl');
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'adapters-'));
@@ -35,7 +37,7 @@ function errorOf(fn: () => unknown): ServiceError {
   throw new Error('expected a ServiceError');
 }
 
-describe('who_and_when', () => {
+describeIf(HAVE_SHARED)('who_and_when', () => {
   const all = readTrajectoryFile(WHO_AND_WHEN, 'who_and_when');
   const raw = (id: string) => readJson(path.join(WHO_AND_WHEN, `${id}.json`));
 
@@ -122,7 +124,7 @@ describe('who_and_when', () => {
   });
 });
 
-describe('tau_bench', () => {
+describeIf(HAVE_SHARED)('tau_bench', () => {
   const rows = readJson(TAU);
   const all = readTrajectoryFile(TAU, 'tau_bench');
 
@@ -153,7 +155,7 @@ describe('tau_bench', () => {
   });
 });
 
-describe('agentprocessbench', () => {
+describeIf(HAVE_SHARED)('agentprocessbench', () => {
   const rows = fs
     .readFileSync(APB, 'utf8')
     .split('\n')
@@ -196,7 +198,7 @@ describe('agentprocessbench', () => {
   });
 });
 
-describe('processbench', () => {
+describeIf(HAVE_SHARED)('processbench', () => {
   const rows = readJson(PROCESSBENCH);
   const all = readTrajectoryFile(PROCESSBENCH, 'processbench');
 

@@ -7,6 +7,7 @@ import { Template } from '@huggingface/jinja';
 import { describe, expect, it } from 'vitest';
 import { compileTrajectory } from '../../src/text/compile.js';
 import { loadTokenizer } from '../../src/text/tokenizer.js';
+import { describeIf, needShared } from '../helpers/shared.js';
 import { DIRS } from './real-files.js';
 
 const conversation = [
@@ -18,7 +19,9 @@ const conversation = [
 ];
 const limits = { maxLength: 4096, vocabSize: 1_000_000, truncate: true };
 
-describe.each([
+const HAVE_SHARED = needShared(import.meta.url, [DIRS.qwen25, DIRS.qwen3]);
+
+describeIf(HAVE_SHARED).each([
   ['qwen2.5', DIRS.qwen25],
   ['qwen3', DIRS.qwen3],
 ])('chat template spans (%s)', (_name, dir) => {

@@ -8,6 +8,7 @@
  */
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { describeIf } from '../helpers/shared.js';
 import { readTrajectoryFile } from '../../src/text/adapters.js';
 import { compileStepDetailed, compileTrajectoryDetailed, type Compiled } from '../../src/text/compile.js';
 import { loadTokenizer } from '../../src/text/tokenizer.js';
@@ -17,7 +18,7 @@ import { DATA, DIRS, SKIP_REAL, readJson } from './real-files.js';
 const SPIECE_SPACE = 29871; // "▁" in the Llama vocabulary
 const LLAMA_BOS = 1;
 
-describe.skipIf(SKIP_REAL)('joint on the Llama tokenizer', async () => {
+describeIf(!SKIP_REAL)('joint on the Llama tokenizer', async () => {
   const llama = await loadTokenizer(DIRS.llama);
   const limits = { maxLength: 1 << 30, vocabSize: 32000, truncate: true };
   const compile = (format: string, data: unknown, tokenization: 'paper' | 'joint'): Compiled => {

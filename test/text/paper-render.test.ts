@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { describeIf } from '../helpers/shared.js';
 import { readTrajectoryFile } from '../../src/text/adapters.js';
 import { compileTrajectoryDetailed } from '../../src/text/compile.js';
 import { renderPlain } from '../../src/text/render.js';
@@ -61,7 +62,7 @@ const EDGE: any[][] = [
   [{ role: 'assistant', content: null, tool_calls: [{ function: { name: 'first', arguments: '{"x": "\'"}' } }] }],
 ];
 
-describe.skipIf(SKIP_REAL)('plain rendering equals the paper\'s rules, written independently in Python', async () => {
+describeIf(!SKIP_REAL)('plain rendering equals the paper\'s rules, written independently in Python', async () => {
   const tok = await loadTokenizer(DIRS.gridworld);
   const limits = { maxLength: 1 << 30, vocabSize: tok.vocabSize, truncate: true };
 

@@ -6,11 +6,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { fileURLToPath } from 'node:url';
+import { inCi, needShared, SHARED_REAL } from '../helpers/shared.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-/** /work/shared/real, found next to the checkout (../shared/real) or at its absolute home. */
-export const REAL = [path.join(ROOT, '..', 'shared', 'real'), '/work/shared/real'].find((p) => fs.existsSync(p)) ?? '/work/shared/real';
+/** ../shared/real next to the checkout; tests check for what they read with needShared (test/helpers/shared.ts). */
+export const REAL = SHARED_REAL;
 
 export const DIRS = {
   llama: path.join(REAL, 'models', 'tiny-random-LlamaForCausalLM-fp16'),
@@ -29,7 +30,7 @@ export function readJson(file: string): any {
 }
 
 /** Tests that need ../shared/real: outside CI they skip (saying what is missing); under CI=true they run, and fail without it. */
-export const IN_CI = !!process.env.CI && process.env.CI !== 'false' && process.env.CI !== '0';
+export const IN_CI = inCi();
 export const HAVE_REAL = fs.existsSync(REAL);
-export const SKIP_REAL = !HAVE_REAL && !IN_CI;
-if (SKIP_REAL) console.warn(`skipping tests that need ${REAL} (third-party models and data; see its README): not found`);
+/** The one rule (test/helpers/shared.ts): skip with a line naming what is missing; under CI=true, fail. */
+export const SKIP_REAL = !needShared(import.meta.url, [REAL]);

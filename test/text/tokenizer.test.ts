@@ -8,12 +8,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createTextTokenizer, loadTokenizer } from '../../src/text/tokenizer.js';
+import { describeIf, needShared } from '../helpers/shared.js';
 import { DIRS, readJson } from './real-files.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tokenizer-test-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-describe('loadTokenizer on real tokenizers', async () => {
+const HAVE_SHARED = needShared(import.meta.url, [DIRS.gpt2, DIRS.tinyGpt2, DIRS.llama, DIRS.qwen25, DIRS.qwen3]);
+
+describeIf(HAVE_SHARED)('loadTokenizer on real tokenizers', async () => {
   const gpt2 = await loadTokenizer(DIRS.gpt2);
   const tinyGpt2 = await loadTokenizer(DIRS.tinyGpt2);
   const llama = await loadTokenizer(DIRS.llama);
@@ -83,7 +86,7 @@ describe('loadTokenizer on real tokenizers', async () => {
   });
 });
 
-describe('tokenizer files', () => {
+describeIf(HAVE_SHARED)('tokenizer files', () => {
   const llamaFiles = () => ({
     tokenizerJson: readJson(path.join(DIRS.llama, 'tokenizer.json')),
     tokenizerConfig: readJson(path.join(DIRS.llama, 'tokenizer_config.json')),

@@ -25,20 +25,22 @@ import { defaultConfig, PACKAGE_ROOT, validateConfig } from '../../src/config.js
 import { Metrics } from '../../src/metrics.js';
 import { ScorerPool } from '../../src/pool.js';
 import { perturbModel } from '../helpers/onnx-fixtures.js';
+import { needShared, sharedPath } from '../helpers/shared.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const HAVE_CHROMIUM = fs.existsSync(CHROMIUM);
 const IN_CI = process.env.CI === 'true' || process.env.CI === '1';
-const RUN = HAVE_CHROMIUM || IN_CI;
-if (!RUN) {
+const LLAMA = sharedPath('models', 'tiny-random-LlamaForCausalLM-fp16');
+const TAU_BENCH_FILE = sharedPath('data', 'tau-bench', 'gpt-4o-airline.trial0.tasks0-19.json');
+const HAVE_SHARED = needShared(import.meta.url, [LLAMA, TAU_BENCH_FILE]);
+const RUN = (HAVE_CHROMIUM || IN_CI) && HAVE_SHARED;
+if (!RUN && HAVE_SHARED) {
   console.warn(`test/ui/viewer.test.ts: skipped, ${CHROMIUM} is missing (apt-get install -y chromium). Under CI=true this file runs and fails instead.`);
 }
 
-const LLAMA = path.resolve(PACKAGE_ROOT, '..', 'shared', 'real', 'models', 'tiny-random-LlamaForCausalLM-fp16');
 const EXAMPLES = path.join(PACKAGE_ROOT, 'src', 'ui', 'examples');
 const OUTPUT = path.join(PACKAGE_ROOT, 'test-output');
 const WHO_AND_WHEN = JSON.parse(fs.readFileSync(path.join(EXAMPLES, 'who-and-when-algorithm-generated-34.json'), 'utf8'));
-const TAU_BENCH_FILE = path.resolve(PACKAGE_ROOT, '..', 'shared', 'real', 'data', 'tau-bench', 'gpt-4o-airline.trial0.tasks0-19.json');
 const GRIDWORLD_FAILED = JSON.parse(fs.readFileSync(path.join(EXAMPLES, 'gridworld-map002-ep7.json'), 'utf8'));
 
 let app: App;
