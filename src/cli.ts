@@ -17,6 +17,7 @@ import { ServiceError } from './errors.js';
 import { Metrics } from './metrics.js';
 import { ScorerPool } from './pool.js';
 import { addOfflineCommands } from './offline/commands.js';
+import { parseMergeFlag } from './engine/merge-spec.js';
 
 // Value parsers: a bad value is commander's one-line "option '--port <port>' argument 'abc' is
 // invalid. …" (or "… value 'abc' from env 'PA_PORT' …") and exit 2, never a stack trace.
@@ -28,6 +29,15 @@ const num = (v: string) => {
   const n = Number(v);
   if (v.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError('Expected a number.');
   return n;
+};
+
+/** commander prints an InvalidArgumentError as one line; any other error escapes as a stack trace. */
+const mergeFlag = (v: string) => {
+  try {
+    return parseMergeFlag(v);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
 };
 
 const bool = (v: string) => {
@@ -46,6 +56,8 @@ const SERVE_FLAGS: [flag: string, key: keyof Config | null, description: string,
   ['--tokenizer <dir>', null, 'tokenizer directory (default: the policy directory)'],
   ['--beta <number>', null, 'KL coefficient β (default: the policy config.json kl_beta, else 1)', num],
   ['--name <name>', null, 'scorer name (default: default)'],
+  ['--reference-merge <spec>', null, 'serve a merge of policy and reference as the reference: METHOD:ALPHA[:DENSITY], METHOD linear, ties or dare_linear', mergeFlag],
+  ['--reference-merge-seed <n>', null, 'seed of the dare_linear mask (default 0)', int],
   ['--tokenization <profile>', null, 'paper (default: BOS whenever the tokenizer names one, pieces encoded apart) or joint (as the tokenizer encodes the whole text)'],
   ['--device <device>', 'device', 'cpu, cuda, cuda:N or auto (auto falls back to cpu)'],
   ['--threads <n>', 'threads', 'intra-op threads per session (default: half the cores)', int],
@@ -76,6 +88,15 @@ function optionKey(flag: string): string {
     .replace(/^--/, '')
     .split(' ')[0]
     .replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+}
+
+/** --reference-merge / --reference-merge-seed as a scorer's reference_merge (over the config file's). */
+function mergeFromOptions(opts: Record<string, unknown>, given: Given, fromFile?: Record<string, unknown>): Record<string, unknown> {
+  if (!given('referenceMerge') && !given('referenceMergeSeed')) return {};
+  if (!given('referenceMerge') && !fromFile) throw new ConfigError('--reference-merge-seed needs --reference-merge dare_linear:ALPHA:DENSITY');
+  const merge = { ...(given('referenceMerge') ? (opts.referenceMerge as object) : fromFile) } as Record<string, unknown>;
+  if (given('referenceMergeSeed')) merge.seed = opts.referenceMergeSeed;
+  return { reference_merge: merge };
 }
 
 /** How a value was given: a flag or a PA_* variable; false when not given. */
@@ -124,12 +145,14 @@ export function configFromOptions(opts: Record<string, unknown>, given: Given): 
         ...(opts.tokenizer ? { tokenizer: opts.tokenizer } : {}),
         ...(opts.beta !== undefined ? { beta: opts.beta } : {}),
         ...(given('tokenization') ? { tokenization: opts.tokenization } : {}),
+        ...mergeFromOptions(opts, given),
       },
     ];
-  } else if (given('beta') || given('name') || given('tokenizer') || given('tokenization')) {
+  } else if (given('beta') || given('name') || given('tokenizer') || given('tokenization') || given('referenceMerge') || given('referenceMergeSeed')) {
     const scorers = config.scorers as Record<string, unknown>[];
-    if (scorers.length !== 1) {
-      throw new ConfigError('--beta/--name/--tokenizer/--tokenization apply to a single scorer; set them per scorer in the config file');
+    // Without a config file they change the embedded `default` pair (the first); the `exact` pair keeps its own.
+    if (scorers.length !== 1 && typeof opts.config === 'string') {
+      throw new ConfigError('--beta/--name/--tokenizer/--tokenization/--reference-merge apply to a single scorer; set them per scorer in the config file');
     }
     scorers[0] = {
       ...scorers[0],
@@ -137,6 +160,7 @@ export function configFromOptions(opts: Record<string, unknown>, given: Given): 
       ...(given('name') ? { name: opts.name } : {}),
       ...(given('tokenizer') ? { tokenizer: opts.tokenizer } : {}),
       ...(given('beta') ? { beta: opts.beta } : {}),
+      ...mergeFromOptions(opts, given, scorers[0].reference_merge as Record<string, unknown> | undefined),
     };
   }
   // A key given by flag or environment replaces the config file's key, whichever way the file gave it.

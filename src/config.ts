@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import YAML from 'yaml';
+import { MERGE_METHODS, mergeProblem } from './engine/merge-spec.js';
 
 /** The package root (works from src/ under tsx and from dist/src/ when compiled). */
 export const PACKAGE_ROOT = (() => {
@@ -19,6 +20,9 @@ export const PACKAGE_ROOT = (() => {
 
 export const DEFAULT_POLICY_DIR = path.join(PACKAGE_ROOT, 'models', 'gridworld-policy');
 export const DEFAULT_REFERENCE_DIR = path.join(PACKAGE_ROOT, 'models', 'gridworld-reference');
+/** The second embedded pair: distilled to the exact KL-regularized optimum (tools/train-tiny-pair/distill.py). */
+export const EXACT_POLICY_DIR = path.join(PACKAGE_ROOT, 'models', 'gridworld-exact-policy');
+export const EXACT_REFERENCE_DIR = path.join(PACKAGE_ROOT, 'models', 'gridworld-exact-reference');
 
 const Device = Type.String({ pattern: '^(cpu|auto|cuda(:[0-9]+)?)$' });
 
@@ -36,6 +40,18 @@ export const ScorerConfigSchema = Type.Object(
     max_length: Type.Optional(Type.Integer({ minimum: 2 })),
     /** Default tokenization profile of this scorer's requests (design §2): paper (default) or joint. */
     tokenization: Type.Optional(Type.Union([Type.Literal('paper'), Type.Literal('joint')])),
+    /** Serve a merge π_α of the policy and the reference as the reference (engine/merge.ts). */
+    reference_merge: Type.Optional(
+      Type.Object(
+        {
+          method: Type.Union(MERGE_METHODS.map((m) => Type.Literal(m))),
+          alpha: Type.Number({ minimum: 0, maximum: 1 }),
+          density: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1 })),
+          seed: Type.Optional(Type.Integer({ minimum: 0, maximum: 0xffffffff })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
   },
   { additionalProperties: false },
 );
@@ -96,7 +112,10 @@ export function defaultConfig(): Config {
     max_items: 256,
     body_limit: 8 * 1024 * 1024,
     log_level: 'info',
-    scorers: [{ name: 'default', policy: DEFAULT_POLICY_DIR, reference: DEFAULT_REFERENCE_DIR }],
+    scorers: [
+      { name: 'default', policy: DEFAULT_POLICY_DIR, reference: DEFAULT_REFERENCE_DIR },
+      { name: 'exact', policy: EXACT_POLICY_DIR, reference: EXACT_REFERENCE_DIR },
+    ],
   };
 }
 
@@ -148,6 +167,8 @@ export function validateConfig(candidate: unknown): Config {
   const names = new Set<string>();
   for (const s of candidate.scorers) {
     if (names.has(s.name)) throw new ConfigError(`invalid configuration: scorer name "${s.name}" appears twice`);
+    const mergeIssue = s.reference_merge && mergeProblem(s.reference_merge);
+    if (mergeIssue) throw new ConfigError(`invalid configuration: scorer "${s.name}" reference_merge: ${mergeIssue}`);
     names.add(s.name);
   }
   return candidate;

@@ -79,8 +79,8 @@ export class Metrics {
   });
   readonly modelInfo = new client.Gauge({
     name: 'pa_model_info',
-    help: 'Loaded model files (value 1), by scorer, role, file, sha256 and device',
-    labelNames: ['scorer', 'role', 'file', 'sha256', 'device'],
+    help: 'Loaded model files (value 1), by scorer, role, file, sha256 and device; a merged reference adds its merge and the merged weights\' sha256',
+    labelNames: ['scorer', 'role', 'file', 'sha256', 'device', 'merge_method', 'merge_alpha', 'merge_density', 'merge_seed', 'merged_sha256'],
     registers: [this.registry],
   });
   readonly prefixHits = new client.Counter({
@@ -138,7 +138,11 @@ export class Metrics {
         this.prefixBytes.set({ scorer: s.name, role }, 0);
       }
       for (const [role, info] of [['policy', s.engine.policyInfo], ['reference', s.engine.referenceInfo]] as const) {
-        this.modelInfo.set({ scorer: s.name, role, file: info.file, sha256: info.sha256, device: info.provider }, 1);
+        const m = info.merge;
+        const merge = m
+          ? { merge_method: m.method, merge_alpha: String(m.alpha), merge_density: m.density === null ? '' : String(m.density), merge_seed: m.seed === null ? '' : String(m.seed), merged_sha256: m.weights_sha256 }
+          : {};
+        this.modelInfo.set({ scorer: s.name, role, file: info.file, sha256: info.sha256, device: info.provider, ...merge }, 1);
       }
     }
   }

@@ -4,7 +4,7 @@
  */
 import type { Config, ScorerConfig } from './config.js';
 import { ServiceError } from './errors.js';
-import { resolveModelDir } from './engine/model-dir.js';
+import { resolveModelDir, type ModelDir } from './engine/model-dir.js';
 import { ScorerEngine, type EngineObserver } from './engine/scorer.js';
 import { closeTopKEngines } from './engine/topk-engine.js';
 import { loadTokenizer, type TextTokenizer } from './text/tokenizer.js';
@@ -36,6 +36,14 @@ function maxLengthOf(sc: ScorerConfig, policy: ReturnType<typeof resolveModelDir
 }
 
 const FALLBACK_MAX_LENGTH = 2048;
+
+/** β and the longest sequence of a scorer: its config, else the policy's config.json, else the tokenizer's. */
+export function scorerLimits(sc: ScorerConfig, policyDir: ModelDir, tokenizer: TextTokenizer): { beta: number; maxLength: number } {
+  return {
+    beta: sc.beta ?? policyDir.klBeta ?? 1,
+    maxLength: maxLengthOf(sc, policyDir, tokenizer).maxLength,
+  };
+}
 
 export type PoolState = 'loading' | 'ready' | 'failed' | 'closed';
 
@@ -71,6 +79,7 @@ export class ScorerPool {
         name: sc.name,
         policyOnnx: policyDir.onnxFile,
         referenceOnnx: referenceDir.onnxFile,
+        ...(sc.reference_merge ? { referenceMerge: sc.reference_merge } : {}),
         device,
         threads: this.config.threads,
         prefixCacheMb: this.config.prefix_cache_mb,

@@ -15,8 +15,13 @@ export interface Span {
   role?: string;
   /** The agent that produced the step (Who&When names, OpenAI `name`). */
   name?: string;
-  /** True when left-truncation removed this span's tokens; it then scores 0. */
+  /** True when left-truncation removed this span's tokens; it then scores null (never 0). */
   truncated?: boolean;
+  /**
+   * long_context "truncate": the step is longer than one pass can score whole, so only its most
+   * recent tokens are scored (the last max_length − 1, or − 2 after a BOS, when it ends the sequence).
+   */
+  partial?: boolean;
 }
 
 export interface Sequence {
@@ -24,6 +29,11 @@ export interface Sequence {
   spans: Span[];
   /** Context tokens dropped from the left to fit the model's max length. */
   truncatedTokens?: number;
+  /**
+   * Leading tokens (the BOS a tokenization profile adds) that lead every row this sequence is cut
+   * into: kept by left truncation, and repeated at the start of every window (long_context "window").
+   */
+  pinned?: number;
 }
 
 /** What the engine returns for one Sequence: one entry per scored token of every span, in span order. */

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { configFromOptions } from '../src/cli.js';
-import { ConfigError, DEFAULT_POLICY_DIR, defaultConfig, redactConfig, validateConfig } from '../src/config.js';
+import { ConfigError, DEFAULT_POLICY_DIR, defaultConfig, EXACT_POLICY_DIR, redactConfig, validateConfig } from '../src/config.js';
 
 const none = () => false;
 const givenKeys = (...keys: string[]) => (k: string) => keys.includes(k);
@@ -16,11 +16,14 @@ function tmpFile(name: string, text: string): string {
 }
 
 describe('configuration', () => {
-  it('defaults to the embedded gridworld pair on 127.0.0.1:8080', () => {
+  it('defaults to the two embedded gridworld pairs, default and exact, on 127.0.0.1:8080', () => {
     const c = configFromOptions({}, none);
     expect(c.host).toBe('127.0.0.1');
     expect(c.port).toBe(8080);
-    expect(c.scorers).toEqual([expect.objectContaining({ name: 'default', policy: DEFAULT_POLICY_DIR })]);
+    expect(c.scorers).toEqual([
+      expect.objectContaining({ name: 'default', policy: DEFAULT_POLICY_DIR }),
+      expect.objectContaining({ name: 'exact', policy: EXACT_POLICY_DIR }),
+    ]);
   });
 
   it('flags override the config file, which overrides defaults; model paths resolve against the file', () => {
@@ -39,6 +42,16 @@ describe('configuration', () => {
   it('--policy and --reference replace the scorers with one pair named by --name', () => {
     const c = configFromOptions({ policy: '/m/p', reference: '/m/r', name: 'x', beta: 0.05 }, givenKeys('policy', 'reference', 'name', 'beta'));
     expect(c.scorers).toEqual([{ name: 'x', policy: '/m/p', reference: '/m/r', beta: 0.05 }]);
+  });
+
+  it('--beta and --name alone change the embedded default pair; with a config file of several scorers they are an error', () => {
+    const c = configFromOptions({ beta: 0.5, name: 'rl' }, givenKeys('beta', 'name'));
+    expect(c.scorers.map((s) => [s.name, s.beta])).toEqual([
+      ['rl', 0.5],
+      ['exact', undefined],
+    ]);
+    const file = tmpFile('two.yaml', 'scorers:\n  - name: a\n    policy: /p\n    reference: /r\n  - name: b\n    policy: /p\n    reference: /r\n');
+    expect(() => configFromOptions({ config: file, beta: 0.5 }, givenKeys('config', 'beta'))).toThrow(/single scorer/);
   });
 
   it('--tokenization sets the scorer\'s profile (with --policy or on the one configured scorer); anything but paper/joint is refused', () => {

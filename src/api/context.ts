@@ -7,6 +7,8 @@ import type { Config } from '../config.js';
 import { badRequest } from '../errors.js';
 import type { RequestTiming } from '../engine/batcher.js';
 import type { Metrics } from '../metrics.js';
+import { scoreSequences } from '../pipeline/score-sequences.js';
+import { usageReport, type UsageReport } from '../pipeline/split.js';
 import type { Scorer, ScorerPool } from '../pool.js';
 import type { Sequence, TokenScores } from '../sequence.js';
 
@@ -38,7 +40,7 @@ export async function runScoring(
   compile: () => Sequence[],
   /** `stats`: the request asks for the policy's confidence baselines. Read after compile() ran. */
   options: { readonly stats?: boolean } = {},
-): Promise<{ sequences: Sequence[]; scores: TokenScores[] }> {
+): Promise<{ sequences: Sequence[]; scores: TokenScores[]; report: UsageReport }> {
   const deadline = deadlineOf(request);
   const t0 = performance.now();
   const sequences = compile();
@@ -55,10 +57,12 @@ export async function runScoring(
   reply.raw.once('close', onClose);
   const timing: RequestTiming = { queueSeconds: 0, inferenceSeconds: 0 };
   try {
-    const scores = await scorer.engine.score(sequences, { signal: abort.signal, deadline, timing, stats: options.stats });
-    const scored = sequences.reduce((n, s) => n + s.spans.reduce((m, sp) => m + sp.end - sp.start, 0), 0);
-    ctx.metrics.scoredTokens.inc({ scorer: scorer.name }, scored);
-    return { sequences, scores };
+    const { scores, rows } = await scoreSequences(scorer, sequences, { signal: abort.signal, deadline, timing, stats: options.stats });
+    // Usage counts what went through the models: every window of a long sequence.
+    // Unknown-word tokens are counted once per sequence, not once per window.
+    const report = usageReport(rows.flat(), scores, scorer.tokenizer.unkId, sequences);
+    ctx.metrics.scoredTokens.inc({ scorer: scorer.name }, report.usage.scored_tokens);
+    return { sequences, scores, report };
   } finally {
     reply.raw.off('close', onClose);
     reply.header('x-queue-time', ms(timing.queueSeconds));

@@ -11,12 +11,13 @@ import type { FastifyInstance } from 'fastify';
 import { PACKAGE_ROOT } from '../config.js';
 import type { RouteContext } from './context.js';
 import { describeModel, serviceLimits } from './models.js';
-import { errorResponses } from './schemas.js';
+import { errorResponses, ReferenceMergeInfo } from './schemas.js';
 
 const ModelFile = Type.Object({
   file: Type.String({ description: 'The ONNX file loaded' }),
   sha256: Type.String(),
   provider: Type.String({ description: 'Execution provider actually used (cpu, cuda, cuda:N)' }),
+  merge: Type.Optional(ReferenceMergeInfo),
 });
 
 export const InfoResponse = Type.Object({

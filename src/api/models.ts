@@ -13,6 +13,7 @@ export const describeModel = (info: SessionInfo) => ({
   provider: info.provider,
   lm_head_gathered: info.gatherBeforeLmHead,
   kv_bytes_per_token: info.kv?.bytesPerToken ?? null,
+  ...(info.merge ? { merge: info.merge } : {}),
 });
 
 /** A scorer's tokenization facts, as /v1/models reports them. */

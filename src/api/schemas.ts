@@ -29,6 +29,15 @@ export const TokenAggregateMode = Type.Union([Type.Literal('ratio'), Type.Litera
     '"ratio" (default) aggregates the per-token log-ratios; "separate" aggregates each model\'s log-probs first and subtracts (the paper\'s released code; equal for sum and mean)',
 });
 
+export const LongContext = Type.Union([Type.Literal('window'), Type.Literal('truncate')], {
+  description:
+    'A sequence longer than the max length L: "window" (default) scores it in overlapping windows, every token seeing ≥ ⌊L/2⌋ preceding tokens (about 2× the tokens); ' +
+    '"truncate" cuts it from the left (the paper), an unscored step is null (README: Long trajectories)',
+});
+
+/** A number that is null when nothing was scored (never 0 in its place). */
+export const Nullable = (schema: TSchema) => Type.Union([schema, Type.Null()]);
+
 /** Options that can be given once for a whole request and overridden per item. */
 export const ScoreOptions = {
   beta: Type.Optional(Type.Number({ description: 'KL coefficient β (> 0); default: the scorer\'s' })),
@@ -36,8 +45,9 @@ export const ScoreOptions = {
   token_aggregate_mode: Type.Optional(TokenAggregateMode),
   return_tokens: Type.Optional(Type.Boolean({ description: 'Include per-token log-probs and log-ratios' })),
   truncate: Type.Optional(
-    Type.Boolean({ description: 'Left-truncate context that does not fit (default true); false answers 422 instead' }),
+    Type.Boolean({ description: 'Score a sequence longer than the model by `long_context` (default true); false answers 422 instead' }),
   ),
+  long_context: Type.Optional(LongContext),
   tokenization: Type.Optional(
     Type.Union([Type.Literal('paper'), Type.Literal('joint')], {
       description:
@@ -84,22 +94,29 @@ export const TokenScore = Type.Object({
   log_ratio: Type.Number(),
 });
 
+export const StepContextFields = {
+  min_context: Nullable(Type.Integer({ description: 'The fewest preceding tokens any scored token of the step was predicted from (null: none scored)' })),
+  context_truncated: Type.Boolean({ description: 'Some scored token of the step saw less than everything before it (a window, or left truncation)' }),
+  partial: Type.Boolean({ description: 'long_context "truncate": the step is longer than one pass, only its most recent tokens were scored' }),
+};
+
 export const ScoreResult = Type.Object(
   {
-    advantage: Type.Number({ description: 'β · log_ratio: the progress advantage of the step' }),
-    log_ratio: Type.Number({ description: 'Aggregated log π/π_ref of the step, unscaled' }),
+    advantage: Nullable(Type.Number({ description: 'β · log_ratio: the progress advantage of the step (null: no token scored)' })),
+    log_ratio: Nullable(Type.Number({ description: 'Aggregated log π/π_ref of the step, unscaled' })),
     beta: Type.Number(),
-    policy_logprob: Type.Number({ description: 'Σ log π over the step tokens' }),
-    reference_logprob: Type.Number({ description: 'Σ log π_ref over the step tokens' }),
+    policy_logprob: Nullable(Type.Number({ description: 'Σ log π over the step tokens' })),
+    reference_logprob: Nullable(Type.Number({ description: 'Σ log π_ref over the step tokens' })),
     num_tokens: Type.Integer({ description: 'Step tokens scored' }),
-    truncated: Type.Boolean({ description: 'Context tokens were dropped from the left to fit' }),
+    truncated: Type.Boolean({ description: 'Context tokens were dropped from the left to fit (long_context "truncate")' }),
+    ...StepContextFields,
     tokens: Type.Optional(Type.Array(TokenScore)),
   },
   {},
 );
 
 export const Usage = Type.Object({
-  prompt_tokens: Type.Integer({ description: 'Context tokens that went through the models' }),
+  prompt_tokens: Type.Integer({ description: 'Context tokens that went through the models (every window of a long sequence counts)' }),
   scored_tokens: Type.Integer({ description: 'Step tokens scored' }),
   cached_tokens: Type.Optional(
     Type.Integer({ description: 'Context tokens read from the prefix KV cache instead of run through the models (0 with the cache off)' }),
@@ -115,6 +132,21 @@ export const ScoreResponse = Type.Union([
   Type.Object({ model: Type.String(), results: Type.Array(ScoreResult), usage: Usage, warnings: Warnings }),
 ]);
 
+/** A merged reference π_α (scorer config reference_merge): what was merged, and a digest of the result. */
+export const ReferenceMergeInfo = Type.Object(
+  {
+    method: Type.Union([Type.Literal('linear'), Type.Literal('ties'), Type.Literal('dare_linear')]),
+    alpha: Type.Number(),
+    density: Type.Union([Type.Number(), Type.Null()], { description: 'ties / dare_linear: fraction of τ kept per tensor' }),
+    seed: Type.Union([Type.Integer(), Type.Null()], { description: 'dare_linear: seed of the mask' }),
+    policy: Type.String({ description: 'The policy file merged with the reference file' }),
+    weights_sha256: Type.String({ description: 'sha256 over the merged floating-point initializers (name, NUL, stored bytes, in graph order)' }),
+    tensors: Type.Integer({ description: 'Floating-point initializers' }),
+    merged_tensors: Type.Integer({ description: 'Of those, the ones that differ between the graphs (the others are shared as they are)' }),
+  },
+  { description: 'Present when the reference served is a weight-space merge of policy and reference' },
+);
+
 const ModelFile = Type.Object({
   file: Type.String(),
   sha256: Type.String(),
@@ -123,6 +155,7 @@ const ModelFile = Type.Object({
   kv_bytes_per_token: Type.Union([Type.Integer(), Type.Null()], {
     description: 'Bytes of keys and values one cached token holds (all layers); null: the export has no KV cache',
   }),
+  merge: Type.Optional(ReferenceMergeInfo),
 });
 
 export const ModelsResponse = Type.Object({

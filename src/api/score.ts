@@ -4,7 +4,6 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { compileScoreRequest, scoreResult, type ScoreBody } from '../pipeline/score.js';
-import { usageReport } from '../pipeline/split.js';
 import { errorResponses, ScoreResponse, scoreRequestSchema } from './schemas.js';
 import { runScoring, type RouteContext } from './context.js';
 
@@ -21,13 +20,12 @@ export function scoreRoutes(app: FastifyInstance, ctx: RouteContext): void {
     const body = request.body as ScoreBody;
     const scorer = ctx.pool.get(body.model);
     let items: ReturnType<typeof compileScoreRequest>['items'] = [];
-    const { sequences, scores } = await runScoring(request, reply, ctx, scorer, () => {
+    const { sequences, scores, report } = await runScoring(request, reply, ctx, scorer, () => {
       const compiled = compileScoreRequest(body, scorer);
       items = compiled.items;
       return compiled.compiled.map((c) => c.sequence);
     });
     const results = items.map((item, i) => scoreResult(item, sequences[i], scores[i], scorer));
-    const report = usageReport(sequences, scores, scorer.tokenizer.unkId);
     return body.items ? { model: scorer.name, results, ...report } : { model: scorer.name, ...results[0], ...report };
   };
   app.post('/v1/score', { schema: { ...schema, tags: ['score'] } }, handler);

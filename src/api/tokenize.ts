@@ -22,6 +22,7 @@ const TokenizedPiece = Type.Object({
   role: Type.Optional(Type.String()),
   agent: Type.Optional(Type.String({ description: 'The step\'s agent: its name where it has one, else its role' })),
   truncated: Type.Optional(Type.Boolean({ description: 'Left truncation removed (some of) its tokens' })),
+  partial: Type.Optional(Type.Boolean({ description: 'long_context "truncate": a step too long for one pass; only its most recent tokens are scored' })),
 });
 
 export const TokenizeResult = Type.Object({
@@ -33,8 +34,25 @@ export const TokenizeResult = Type.Object({
   truncated_tokens: Type.Integer({ description: 'Context tokens dropped from the left to fit the max length' }),
   pieces: Type.Array(TokenizedPiece),
   spans: Type.Array(
-    Type.Object({ index: Type.Integer(), start: Type.Integer(), end: Type.Integer(), truncated: Type.Optional(Type.Boolean()) }),
+    Type.Object({
+      index: Type.Integer(),
+      start: Type.Integer(),
+      end: Type.Integer(),
+      truncated: Type.Optional(Type.Boolean()),
+      partial: Type.Optional(Type.Boolean()),
+    }),
     { description: 'The scored spans: token k of a span is scored by the log-prob at position k − 1' },
+  ),
+  windows: Type.Array(
+    Type.Object({
+      start: Type.Integer({ description: 'The row is the pinned BOS (if any), then ids[start..end)' }),
+      end: Type.Integer(),
+      scored: Type.Array(Type.Array(Type.Integer(), { minItems: 2, maxItems: 2 }), { description: '[start, end) of the tokens this window scores, in ids' }),
+    }),
+    {
+      description:
+        'The rows the models run: one when the sequence fits the max length; long_context "window": overlapping windows of at most max length tokens, each token scored in exactly one',
+    },
   ),
 });
 
@@ -102,7 +120,7 @@ export function tokenizeRoutes(app: FastifyInstance, ctx: RouteContext): void {
       const t0 = performance.now();
       const { compiled, many } = tokenizeBody(kind, b, scorer);
       reply.header('x-tokenization-time', (performance.now() - t0).toFixed(3));
-      const results = compiled.map(tokenizeResult);
+      const results = compiled.map((c) => tokenizeResult(c, scorer.maxLength));
       return many ? { model: scorer.name, results } : { model: scorer.name, ...results[0] };
     },
   );

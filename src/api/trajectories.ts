@@ -15,7 +15,6 @@ import {
   type TrajectoryRequest,
 } from '../pipeline/trajectory.js';
 import { compileRank, rankResult, type RankRequest } from '../pipeline/rank.js';
-import { usageReport } from '../pipeline/split.js';
 import { runScoring, type RouteContext } from './context.js';
 import { errorResponses } from './schemas.js';
 import {
@@ -30,7 +29,7 @@ import {
 async function scoreCompiled(request: FastifyRequest, reply: FastifyReply, ctx: RouteContext, model: string | undefined, compileAll: (scorer: Scorer) => CompiledTrajectory[]) {
   const scorer = ctx.pool.get(model);
   let compiled: CompiledTrajectory[] = [];
-  const { sequences, scores } = await runScoring(
+  const { sequences, scores, report } = await runScoring(
     request,
     reply,
     ctx,
@@ -45,7 +44,7 @@ async function scoreCompiled(request: FastifyRequest, reply: FastifyReply, ctx: 
       },
     },
   );
-  return { scorer, compiled, sequences, scores };
+  return { scorer, compiled, sequences, scores, report };
 }
 
 export function trajectoryRoutes(app: FastifyInstance, ctx: RouteContext): void {
@@ -64,9 +63,8 @@ export function trajectoryRoutes(app: FastifyInstance, ctx: RouteContext): void 
     },
     async (request, reply) => {
       const body = request.body as TrajectoryBody;
-      const { scorer, compiled, sequences, scores } = await scoreCompiled(request, reply, ctx, body.model, (s) => compileTrajectoryBody(body, s));
+      const { scorer, compiled, scores, report } = await scoreCompiled(request, reply, ctx, body.model, (s) => compileTrajectoryBody(body, s));
       const results = compiled.map((c, i) => trajectoryResult(c, scores[i], scorer));
-      const report = usageReport(sequences, scores, scorer.tokenizer.unkId);
       return body.items ? { model: scorer.name, results, ...report } : { model: scorer.name, ...results[0], ...report };
     },
   );
@@ -111,8 +109,8 @@ export function trajectoryRoutes(app: FastifyInstance, ctx: RouteContext): void 
     async (request, reply) => {
       const body = request.body as RankRequest & { model?: string };
       const scorer = ctx.pool.get(body.model);
-      const { sequences, scores } = await runScoring(request, reply, ctx, scorer, () => compileRank(body, scorer).map((c) => c.sequence));
-      return { model: scorer.name, ...rankResult(body, sequences, scores, scorer), ...usageReport(sequences, scores, scorer.tokenizer.unkId) };
+      const { sequences, scores, report } = await runScoring(request, reply, ctx, scorer, () => compileRank(body, scorer).map((c) => c.sequence));
+      return { model: scorer.name, ...rankResult(body, sequences, scores, scorer), ...report };
     },
   );
 }

@@ -2,7 +2,7 @@
  * TypeBox schemas of the trajectory routes: /v1/trajectories/score, /v1/attribute, /v1/rank.
  */
 import { Type, type TSchema } from '@sinclair/typebox';
-import { ScoreOptions, TokenIds, TokenScore, Usage, Warnings } from './schemas.js';
+import { Nullable, ScoreOptions, StepContextFields, TokenIds, TokenScore, Usage, Warnings } from './schemas.js';
 
 const ToolArguments = Type.Union([Type.String(), Type.Object({}, { additionalProperties: true })]);
 
@@ -113,33 +113,41 @@ const StepBaselines = Type.Object(
   { description: 'Confidence baselines; higher always means more confident' },
 );
 
-const TrajectoryBaselines = Type.Composite([
-  StepBaselines,
-  Type.Object({
-    deepconf_tail: Type.Number({ description: 'DeepConf confidence of the last step' }),
-    deepconf_bottom10: Type.Number({ description: 'Mean DeepConf confidence of the lowest 10% of steps' }),
-  }),
-]);
+const TrajectoryBaselines = Type.Object(
+  {
+    mean_logprob: Nullable(Type.Number({ description: 'Token-weighted mean log π over the scored steps' })),
+    neg_entropy: Nullable(Type.Number()),
+    self_certainty: Nullable(Type.Number()),
+    deepconf: Nullable(Type.Number()),
+    deepconf_tail: Nullable(Type.Number({ description: 'DeepConf confidence of the last scored step' })),
+    deepconf_bottom10: Nullable(Type.Number({ description: 'Mean DeepConf confidence of the lowest 10% of scored steps' })),
+  },
+  { description: 'Confidence baselines over the scored steps; null when no step was scored' },
+);
 
-const StepAggregates = Type.Object({
-  mean: Type.Number(),
-  sum: Type.Number(),
-  min: Type.Number(),
-  max: Type.Number(),
-  last: Type.Number(),
-  bottom10: Type.Number({ description: 'Mean of the lowest ceil(10%) step advantages' }),
-});
+const StepAggregates = Type.Object(
+  {
+    mean: Nullable(Type.Number()),
+    sum: Nullable(Type.Number()),
+    min: Nullable(Type.Number()),
+    max: Nullable(Type.Number()),
+    last: Nullable(Type.Number()),
+    bottom10: Nullable(Type.Number({ description: 'Mean of the lowest ceil(10%) step advantages' })),
+  },
+  { description: 'Over the scored steps (a step with no scored token takes no part); null when no step was scored' },
+);
 
 export const StepResult = Type.Object({
   index: Type.Integer({ description: 'Index of the step\'s message (or segment) in the input' }),
   role: Type.Optional(Type.String()),
   name: Type.Optional(Type.String({ description: 'Agent that took the step' })),
-  advantage: Type.Number(),
-  log_ratio: Type.Number(),
-  num_tokens: Type.Integer(),
-  truncated: Type.Boolean({ description: 'The step fell off the left edge of the context: it scores 0' }),
-  cumulative: Type.Number({ description: 'Sum of the advantages up to and including this step' }),
-  baselines: Type.Optional(StepBaselines),
+  advantage: Nullable(Type.Number({ description: 'null: no token of the step was scored (never 0 in its place)' })),
+  log_ratio: Nullable(Type.Number()),
+  num_tokens: Type.Integer({ description: 'Tokens of the step that were scored' }),
+  truncated: Type.Boolean({ description: 'long_context "truncate": the step fell off the left edge of the context; its advantage is null' }),
+  ...StepContextFields,
+  cumulative: Nullable(Type.Number({ description: 'Sum of the scored steps\' advantages up to and including this step; null while none was scored' })),
+  baselines: Type.Optional(Nullable(StepBaselines)),
   tokens: Type.Optional(Type.Array(TokenScore)),
 });
 
@@ -154,8 +162,10 @@ const Labels = Type.Object(
 
 export const TrajectoryResult = Type.Object({
   beta: Type.Number(),
-  num_tokens: Type.Integer({ description: 'Tokens of the whole sequence after truncation' }),
+  num_tokens: Type.Integer({ description: 'Tokens of the whole sequence (after truncation in long_context "truncate")' }),
   truncated_tokens: Type.Integer({ description: 'Context tokens dropped from the left' }),
+  windows: Type.Integer({ description: 'Rows the sequence went through the models in (1 when it fits the max length)' }),
+  forward_tokens: Type.Integer({ description: 'Tokens of those rows: what the trajectory cost in each model' }),
   steps: Type.Array(StepResult),
   aggregates: StepAggregates,
   baselines: Type.Optional(TrajectoryBaselines),
@@ -229,13 +239,21 @@ export function rankRequestSchema(maxItems: number): TSchema {
 export const RankResponse = Type.Object({
   model: Type.String(),
   beta: Type.Number(),
-  scores: Type.Array(Type.Number(), { description: 'Score of each candidate, in input order' }),
-  order: Type.Array(Type.Integer(), { description: 'Candidate indices, best first (ties keep input order)' }),
-  best: Type.Integer(),
+  scores: Type.Array(Nullable(Type.Number()), { description: 'Score of each candidate, in input order (null: none of its steps was scored)' }),
+  order: Type.Array(Type.Integer(), { description: 'Candidate indices, best first, unscored last (ties keep input order)' }),
+  best: Nullable(Type.Integer({ description: 'null when no candidate was scored' })),
   candidates: Type.Array(
     Type.Object({
-      advantage: Type.Number(),
-      steps: Type.Array(Type.Object({ advantage: Type.Number(), log_ratio: Type.Number(), num_tokens: Type.Integer(), truncated: Type.Boolean() })),
+      advantage: Nullable(Type.Number()),
+      steps: Type.Array(
+        Type.Object({
+          advantage: Nullable(Type.Number()),
+          log_ratio: Nullable(Type.Number()),
+          num_tokens: Type.Integer(),
+          truncated: Type.Boolean(),
+          partial: Type.Boolean(),
+        }),
+      ),
     }),
   ),
   usage: Usage,

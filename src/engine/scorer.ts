@@ -10,6 +10,7 @@ import type { BatchRow, EngineBatch, HeadOutputs } from './batch.js';
 import { Batcher, type BatchOutputs, type BatcherObserver, type BatcherOptions, type SubmitOptions } from './batcher.js';
 import { EngineWorker, type WorkerResult } from './engine-worker.js';
 import { PrefixCache } from './prefix-cache.js';
+import type { ReferenceMerge } from './merge-spec.js';
 import type { SessionInfo } from './session.js';
 
 export type Role = 'policy' | 'reference';
@@ -43,6 +44,8 @@ export interface ScorerEngineSpec {
   name: string;
   policyOnnx: string;
   referenceOnnx: string;
+  /** Serve a merge of the two models' weights as the reference (merge.ts). */
+  referenceMerge?: ReferenceMerge;
   device: string;
   /** Intra-op threads of each session. */
   threads: number;
@@ -173,7 +176,8 @@ export class ScorerEngine {
         blockTokens: BLOCK_TOKENS,
         bytesPerToken: kvBytes[i],
         capacityBytes: (mb * 2 ** 20 * kvBytes[i]) / total,
-        modelSha256: info.sha256,
+        // A merged reference's blocks are its merged weights', not its file's.
+        modelSha256: info.merge?.weights_sha256 ?? info.sha256,
       });
       this.caches[role] = cache;
       const worker = this.worker(role);
@@ -196,7 +200,8 @@ export class ScorerEngine {
     const blockTokens = (spec.prefixCacheMb ?? 0) > 0 ? BLOCK_TOKENS : 0;
     const session = { device: spec.device, intraOpThreads: spec.threads, blockTokens };
     const policy = new EngineWorker('policy', { ...session, onnxFile: spec.policyOnnx, stats: true });
-    const reference = new EngineWorker('reference', { ...session, onnxFile: spec.referenceOnnx, stats: false });
+    const merge = spec.referenceMerge ? { merge: { ...spec.referenceMerge, policyOnnx: spec.policyOnnx } } : {};
+    const reference = new EngineWorker('reference', { ...session, onnxFile: spec.referenceOnnx, stats: false, ...merge });
     // One after the other: loading holds a model's weights more than once for a moment (file
     // bytes, ORT's copy, prepacked MatMul weights), and two loads at once add those peaks up.
     try {

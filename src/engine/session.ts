@@ -19,6 +19,7 @@ import {
   externalizeInlineWeights,
   type HeadInfo,
 } from './scoring-head.js';
+import { mergeIntoReference, type MergeInfo, type ReferenceMerge } from './merge.js';
 import { TOPK_OUTPUTS, addTopKHead } from './topk-head.js';
 
 export interface SessionSpec {
@@ -33,6 +34,8 @@ export interface SessionSpec {
   blockTokens?: number;
   /** ORT allocator switches (bench/levers.ts measures them); ORT's defaults when absent. */
   memory?: { enableCpuMemArena?: boolean; enableMemPattern?: boolean };
+  /** Serve a merge of this model's weights with the policy's instead of its own (merge.ts). */
+  merge?: ReferenceMerge & { policyOnnx: string };
 }
 
 export interface SessionInfo extends HeadInfo {
@@ -43,6 +46,8 @@ export interface SessionInfo extends HeadInfo {
   provider: string;
   /** The export's KV cache (past inputs and present outputs), or null when it has none. */
   kv: KvLayout | null;
+  /** Present when the weights are a merge with the policy's. */
+  merge?: MergeInfo;
 }
 
 /** A past for a run: per row, the tokens already in the feeds (right-aligned in `padded`). */
@@ -158,6 +163,15 @@ export class ScoringSession {
         throw new ModelLoadError(`${full}: external weights of ${file} cannot be read (${(err as Error).message})`);
       }
     });
+    // A merged reference (merge.ts): its weights are replaced in these buffers, in place (the head adds none to a reference).
+    let merge: MergeInfo | undefined;
+    if (spec.merge) {
+      try {
+        merge = mergeIntoReference(model, file, new Map(externalData.map((e) => [e.path, e.data])), spec.merge.policyOnnx, spec.merge);
+      } catch (err) {
+        throw new ModelLoadError((err as Error).message);
+      }
+    }
     // Large inline weights are read by ORT from the file's own bytes (see externalizeInlineWeights).
     const INLINE = '__pa_inline_weights__.bin';
     if (externalizeInlineWeights(model, bytes, INLINE) > 0) externalData.push({ path: INLINE, data: bytes });
@@ -177,7 +191,7 @@ export class ScoringSession {
           externalData,
         });
         const inputs = (session as unknown as { inputMetadata: InputMeta[] }).inputMetadata;
-        const info: SessionInfo = { ...head, file, sha256, inputs: inputs.map((i) => i.name), provider: name, kv: null };
+        const info: SessionInfo = { ...head, file, sha256, inputs: inputs.map((i) => i.name), provider: name, kv: null, ...(merge ? { merge } : {}) };
         const scoring = new ScoringSession(session, inputs, info, kvBase?.tensors.map((t) => t.present));
         scoring.checkInputs();
         if (kvBase) {

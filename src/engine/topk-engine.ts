@@ -44,12 +44,15 @@ export class TopKEngine {
   }
 
   static async start(spec: ScorerEngine['spec'], role: ModelRole): Promise<TopKEngine> {
+    // A merged reference (π_α, merge.ts) is built the same way as the scoring worker builds it.
+    const merge = role === 'reference' && spec.referenceMerge ? { merge: { ...spec.referenceMerge, policyOnnx: spec.policyOnnx } } : {};
     const worker = new EngineWorker(`${role} top-k`, {
       onnxFile: role === 'policy' ? spec.policyOnnx : spec.referenceOnnx,
       device: spec.device,
       intraOpThreads: spec.threads,
       stats: false,
       topK: MAX_TOP_K,
+      ...merge,
     });
     try {
       await worker.start();

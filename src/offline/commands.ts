@@ -9,6 +9,8 @@ import { TRAJECTORY_FORMATS } from '../text/adapters.js';
 import { EVAL_TASKS, runEvalCommand } from './eval.js';
 import { runScoreCommand, type ScoreRequestOptions } from './score-file.js';
 import { parseShard, type Shard } from './shard.js';
+import { runSweepCommand } from './sweep.js';
+import { MERGE_METHODS } from '../engine/merge-spec.js';
 
 export interface OfflineCommandDeps {
   /** Adds the named serve flags (with their PA_* variables) to a command. */
@@ -25,6 +27,8 @@ const SCORER_FLAGS = [
   '--beta',
   '--name',
   '--tokenization',
+  '--reference-merge',
+  '--reference-merge-seed',
   '--device',
   '--threads',
   '--max-batch-tokens',
@@ -34,6 +38,11 @@ const SCORER_FLAGS = [
   '--config',
 ];
 
+const number = (v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new InvalidArgumentError(`not a number: ${v}`);
+  return n;
+};
 const positiveInt = (v: string) => {
   const n = Number(v);
   if (!/^\s*\d+\s*$/.test(v) || n < 1) throw new InvalidArgumentError('Expected a positive integer.');
@@ -72,7 +81,13 @@ export function addOfflineCommands(program: Command, deps: OfflineCommandDeps): 
     .addOption(new Option('--label <label>', 'plain rendering\'s label: role (the paper) or name (the speaker\'s name)').choices(['role', 'name']))
     .addOption(new Option('--token-aggregate <how>', 'token aggregate of a step').choices(['sum', 'mean', 'min', 'max', 'last']))
     .option('--exclude-agents <names>', 'comma-separated speakers whose messages are observations, not steps (Who&When: usually Computer_terminal)', agentList)
-    .option('--no-truncate', 'refuse (error line) a trajectory longer than the model instead of left-truncating it')
+    .option('--no-truncate', 'refuse (error line) a trajectory longer than the model instead of scoring it by --long-context')
+    .addOption(
+      new Option('--long-context <mode>', 'a trajectory longer than the model: window (default; overlapping windows, ~2× tokens) or truncate (left truncation)').choices([
+        'window',
+        'truncate',
+      ]),
+    )
     .option('--shard <I/N>', 'score only the records whose id hashes to shard I of N (0 ≤ I < N; stable across runs and machines)', shardArg)
     .option('--concurrency <n>', 'trajectories in flight at once; the batcher batches them (default 32)', positiveInt)
     .addOption(new Option('--progress <mode>', 'progress display (auto: a bar on a terminal, lines otherwise)').choices(['auto', 'bar', 'lines', 'none']).default('auto'));
@@ -86,6 +101,7 @@ export function addOfflineCommands(program: Command, deps: OfflineCommandDeps): 
       ...(opts.tokenAggregate ? { token_aggregate: opts.tokenAggregate as ScoreRequestOptions['token_aggregate'] } : {}),
       ...(opts.truncate === false ? { truncate: false } : {}),
       ...(opts.excludeAgents ? { exclude_agents: opts.excludeAgents as string[] } : {}),
+      ...(opts.longContext ? { long_context: opts.longContext as ScoreRequestOptions['long_context'] } : {}),
     };
     process.exitCode = await runScoreCommand(config, {
       input: opts.input as string,
@@ -96,6 +112,50 @@ export function addOfflineCommands(program: Command, deps: OfflineCommandDeps): 
       concurrency: opts.concurrency as number | undefined,
       shard: opts.shard as Shard | undefined,
       progress: opts.progress as 'auto' | 'bar' | 'lines' | 'none',
+    });
+  });
+
+  const sweep = program
+    .command('sweep')
+    .description('choose the reference: score once with the policy, then against merged references π_α over a grid of α, and evaluate each (resumable)')
+    .requiredOption('--input <path>', 'a .json or .jsonl file, or a directory of them')
+    .addOption(new Option('--format <format>', 'format of the records').choices([...TRAJECTORY_FORMATS]).makeOptionMandatory())
+    .addOption(new Option('--task <task>', 'what to evaluate at each α (as eval --task)').choices([...EVAL_TASKS]).makeOptionMandatory())
+    .addOption(new Option('--merge <method>', 'how π_α is built from policy and reference').choices([...MERGE_METHODS]).makeOptionMandatory())
+    .requiredOption('--alpha <grid>', 'α values: START:STOP:STEP (inclusive) or a comma list, in [0, 1]; α = 0 (the plain reference) is always added', '0.1:0.9:0.1')
+    .option('--density <d>', 'ties / dare_linear: fraction of each tensor\'s τ kept, in (0, 1]', number)
+    .option('--merge-seed <n>', 'dare_linear: seed of the mask (default 0)', nonNegativeInt)
+    .requiredOption('--output <dir>', 'directory for the score files, reports and chart; a rerun resumes from it')
+    .option('--model <name>', 'scorer to use when the config names several (default: "default", else the first)')
+    .addOption(new Option('--render <mode>', 'message rendering').choices(['plain', 'chat_template']))
+    .addOption(new Option('--label <label>', 'plain rendering\'s label: role (the paper) or name (the speaker\'s name)').choices(['role', 'name']))
+    .addOption(new Option('--token-aggregate <how>', 'token aggregate of a step').choices(['sum', 'mean', 'min', 'max', 'last']))
+    .option('--no-truncate', 'refuse a trajectory longer than the model instead of left-truncating it')
+    .option('--group-by <field>', 'as eval --group-by')
+    .option('--resamples <n>', 'bootstrap resamples (default 1000)', positiveInt)
+    .option('--seed <n>', 'bootstrap seed (default 0)', nonNegativeInt);
+  deps.addServeFlags(sweep, SCORER_FLAGS.filter((f) => !f.startsWith('--reference-merge')));
+  sweep.action(async (opts: Record<string, unknown>, cmd: Command) => {
+    const config = deps.commandConfig(opts, cmd, 'pa-server sweep');
+    process.exitCode = await runSweepCommand(config, {
+      input: opts.input as string,
+      format: opts.format as string,
+      task: opts.task as string,
+      method: opts.merge as string,
+      alphas: opts.alpha as string,
+      density: opts.density as number | undefined,
+      mergeSeed: opts.mergeSeed as number | undefined,
+      output: opts.output as string,
+      model: opts.model as string | undefined,
+      request: {
+        ...(opts.render ? { render: opts.render as ScoreRequestOptions['render'] } : {}),
+        ...(opts.label ? { label: opts.label as ScoreRequestOptions['label'] } : {}),
+        ...(opts.tokenAggregate ? { token_aggregate: opts.tokenAggregate as ScoreRequestOptions['token_aggregate'] } : {}),
+        ...(opts.truncate === false ? { truncate: false } : {}),
+      },
+      groupBy: opts.groupBy as string | undefined,
+      resamples: opts.resamples as number | undefined,
+      seed: opts.seed as number | undefined,
     });
   });
 

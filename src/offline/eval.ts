@@ -16,6 +16,11 @@
  *        attribution method; a baseline blames its least confident step; `random` is the
  *        expectation of a uniform pick among the scored steps.
  *
+ * A null score (a trajectory or step with no scored token) is missing, never a number: bon and uq
+ * leave the trajectory out of that method and count it (`unscored`); fa blames only scored steps,
+ * counts the failures whose labelled step was not scored, and reports step accuracy both over the
+ * failures whose labelled step was scored and over all of them (an unscored label is a miss).
+ *
  * Every number comes with a percentile-bootstrap 95% interval over groups (tasks), seeded.
  * A later line for an id replaces an earlier one (a resumed run retries refused trajectories);
  * lines with an `error` are left out and counted. Several files (or directories of them, such as
@@ -45,9 +50,10 @@ export interface ScoredStep {
   index: number;
   role?: string;
   name?: string;
-  advantage: number;
+  /** null: no token of the step was scored. */
+  advantage: number | null;
   truncated?: boolean;
-  baselines?: Record<string, number>;
+  baselines?: Record<string, number | null> | null;
 }
 
 export interface ScoreLine {
@@ -176,12 +182,13 @@ export interface EvalOptions {
 /** A trajectory score method: progress advantage with a step aggregate, or a confidence baseline. */
 interface Method {
   name: string;
-  score(line: ScoreLine): number;
+  /** null: the trajectory has no such score (nothing of it was scored); it is never ranked. */
+  score(line: ScoreLine): number | null;
 }
 
-/** JSON writes NaN as null: a missing score ranks below every real one. */
-function finite(v: unknown): number {
-  return typeof v === 'number' && Number.isFinite(v) ? v : -Infinity;
+/** A score, or null when it is missing (null in the file, absent, or not a finite number). */
+function finite(v: unknown): number | null {
+  return typeof v === 'number' && Number.isFinite(v) ? v : null;
 }
 
 function trajectoryMethods(lines: readonly ScoreLine[]): Method[] {
@@ -226,6 +233,11 @@ function mean(values: readonly number[]): number {
   return values.length ? values.reduce((a, b) => a + b, 0) / values.length : NaN;
 }
 
+/** Mean of the values that exist; NaN when none does (the bootstrap skips such resamples). */
+function meanOfPresent(values: readonly (number | undefined)[]): number {
+  return mean(values.filter((v): v is number => v !== undefined));
+}
+
 // ---------------------------------------------------------------- bon
 
 export interface BonReport {
@@ -236,7 +248,10 @@ export interface BonReport {
   group_size: { min: number; max: number; mean: number };
   mean_of_n: Interval;
   pass_at_n: Interval;
+  /** Best-of-N success over the groups with a scored trajectory; unscored trajectories are never picked. */
   methods: Record<string, Interval>;
+  /** Per method: trajectories it could not score (left out of its picks). */
+  unscored: Record<string, number>;
 }
 
 function evalBon(lines: readonly ScoreLine[], options: Required<Omit<EvalOptions, 'groupBy'>> & { groupBy: string; explicit: boolean }): BonReport {
@@ -246,11 +261,22 @@ function evalBon(lines: readonly ScoreLine[], options: Required<Omit<EvalOptions
   const boot = (stat: (g: (typeof groups)[number]) => number) =>
     bootstrapInterval(groups, (sample) => mean(sample.map(stat)), { resamples: options.resamples, level: options.level, seed: options.seed });
   const methods: Record<string, Interval> = {};
+  const unscored: Record<string, number> = {};
   for (const m of trajectoryMethods(labelled.map((x) => x.line))) {
-    methods[m.name] = boot((g) => {
-      const scores = g.items.map((it) => m.score(it.line));
-      return bestOfN(scores, g.items.map((it) => it.success)) ? 1 : 0;
+    const pick = new Map(
+      groups.map((g) => {
+        const scored = g.items.map((it) => ({ score: m.score(it.line), success: it.success })).filter((x): x is { score: number; success: boolean } => x.score !== null);
+        // A group none of whose trajectories was scored has no pick: it takes no part in this method.
+        const value = scored.length === 0 ? undefined : bestOfN(scored.map((x) => x.score), scored.map((x) => x.success)) ? 1 : 0;
+        return [g, value] as const;
+      }),
+    );
+    methods[m.name] = bootstrapInterval(groups, (sample) => meanOfPresent(sample.map((g) => pick.get(g))), {
+      resamples: options.resamples,
+      level: options.level,
+      seed: options.seed,
     });
+    unscored[m.name] = labelled.filter((x) => m.score(x.line) === null).length;
   }
   const sizes = groups.map((g) => g.items.length);
   return {
@@ -262,6 +288,7 @@ function evalBon(lines: readonly ScoreLine[], options: Required<Omit<EvalOptions
     mean_of_n: boot((g) => mean(g.items.map((it) => (it.success ? 1 : 0)))),
     pass_at_n: boot((g) => (g.items.some((it) => it.success) ? 1 : 0)),
     methods,
+    unscored,
   };
 }
 
@@ -273,7 +300,10 @@ export interface UqReport {
   trajectories: number;
   successes: number;
   failures: number;
+  /** Over the trajectories each method scored. */
   methods: Record<string, { auroc: Interval; spearman: Interval }>;
+  /** Per method: trajectories it could not score (left out of its AUROC and Spearman). */
+  unscored: Record<string, number>;
 }
 
 function evalUq(lines: readonly ScoreLine[], options: Required<Omit<EvalOptions, 'groupBy'>> & { groupBy: string; explicit: boolean }): UqReport {
@@ -284,14 +314,19 @@ function evalUq(lines: readonly ScoreLine[], options: Required<Omit<EvalOptions,
   }
   const { groups, by } = groupLines(labelled, options.groupBy, false, options.explicit);
   const methods: UqReport['methods'] = {};
+  const unscored: Record<string, number> = {};
   for (const m of trajectoryMethods(labelled.map((x) => x.line))) {
     const stat = (fn: (scores: number[], ok: boolean[]) => number) => (sample: readonly (typeof groups)[number][]) => {
-      const items = sample.flatMap((g) => g.items);
+      const items = sample
+        .flatMap((g) => g.items)
+        .map((it) => ({ score: m.score(it.line), success: it.success }))
+        .filter((x): x is { score: number; success: boolean } => x.score !== null);
       return fn(
-        items.map((it) => m.score(it.line)),
+        items.map((it) => it.score),
         items.map((it) => it.success),
       );
     };
+    unscored[m.name] = labelled.filter((x) => m.score(x.line) === null).length;
     const o = { resamples: options.resamples, level: options.level, seed: options.seed };
     methods[m.name] = {
       auroc: bootstrapInterval(groups, stat(auroc), o),
@@ -302,28 +337,32 @@ function evalUq(lines: readonly ScoreLine[], options: Required<Omit<EvalOptions,
       ),
     };
   }
-  return { task: 'uq', group_by: by, trajectories: labelled.length, successes, failures: labelled.length - successes, methods };
+  return { task: 'uq', group_by: by, trajectories: labelled.length, successes, failures: labelled.length - successes, methods, unscored };
 }
 
 // ---------------------------------------------------------------- fa
 
 interface FaCase {
   line: ScoreLine;
-  /** Positions (into steps) that can be blamed: the scored, untruncated steps. */
-  candidates: number[];
   /** Position of the labelled step. */
   label: number;
   agent: string | null;
 }
 
 interface FaOutcome {
+  /** The labelled step was among the steps this predictor could blame (it was scored). */
+  labelScored: boolean;
   correct: number;
-  error: number;
+  /** Only where the label was scored. */
+  error?: number;
   agent?: number;
 }
 
 export interface FaMetrics {
+  /** Over the failures whose labelled step was scored. */
   step_accuracy: Interval;
+  /** Over all failures with a labelled step: an unscored label counts as a miss. */
+  step_accuracy_all: Interval;
   mae: Interval;
   agent_accuracy?: Interval;
 }
@@ -331,9 +370,15 @@ export interface FaMetrics {
 export interface FaReport {
   task: 'fa';
   group_by: string;
+  /** Failed trajectories whose labelled mistake_step is one of their steps. */
   trajectories: number;
+  /** Of those, how many had their labelled step scored (a non-null advantage), and how many not. */
+  scored_labels: number;
+  unscored_labels: number;
+  /** Of the unscored: trajectories with no scored step at all (nothing can be blamed). */
+  no_scored_steps: number;
   /** Failed trajectories with a labelled mistake_step left out, and why. */
-  excluded: { label_not_a_step: number; no_scored_steps: number };
+  excluded: { label_not_a_step: number };
   with_agent_label: number;
   methods: Record<string, FaMetrics>;
 }
@@ -347,58 +392,82 @@ const agentOf = (s: ScoredStep) => {
   return agent === null ? null : agent.replace(/\s*\(.*\)\s*$/, '') || agent;
 };
 
-function predictorOutcome(c: FaCase, position: number): FaOutcome {
-  const steps = c.line.steps!;
-  const out: FaOutcome = { correct: position === c.label ? 1 : 0, error: Math.abs(position - c.label) };
-  if (c.agent !== null) out.agent = agentOf(steps[position]) === c.agent ? 1 : 0;
+/**
+ * Positions that can be blamed by a per-step value: those where it is a number (never a truncated
+ * step), less the steps of `exclude`d agents while any other is left. `scored` keeps them all.
+ */
+function blameable(c: FaCase, value: (s: ScoredStep) => unknown, exclude: readonly string[] = []): { positions: number[]; values: number[]; scored: number[] } {
+  const scored: number[] = [];
+  const all: number[] = [];
+  c.line.steps!.forEach((s, p) => {
+    const v = finite(value(s));
+    if (v !== null && !s.truncated) {
+      scored.push(p);
+      all.push(v);
+    }
+  });
+  const kept = scored.map((p, i) => i).filter((i) => !exclude.includes(agentOf(c.line.steps![scored[i]]) ?? ''));
+  if (exclude.length === 0 || kept.length === 0) return { positions: scored, values: all, scored };
+  return { positions: kept.map((i) => scored[i]), values: kept.map((i) => all[i]), scored };
+}
+
+/** `scored`: every step with a number, whether or not it could be blamed (the label's step counts as scored). */
+function blameOutcome(c: FaCase, scored: readonly number[], blamed: number | undefined): FaOutcome {
+  const labelScored = scored.includes(c.label);
+  if (blamed === undefined) return { labelScored, correct: 0 };
+  const out: FaOutcome = { labelScored, correct: blamed === c.label ? 1 : 0 };
+  if (labelScored) {
+    out.error = Math.abs(blamed - c.label);
+    if (c.agent !== null) out.agent = agentOf(c.line.steps![blamed]) === c.agent ? 1 : 0;
+  }
   return out;
 }
 
-/** A uniform pick among the candidates, in expectation. */
-function randomOutcome(c: FaCase): FaOutcome {
+/** A uniform pick among the scored steps, in expectation. */
+function randomOutcome(c: FaCase, exclude: readonly string[] = []): FaOutcome {
   const steps = c.line.steps!;
-  const k = c.candidates.length;
-  const out: FaOutcome = {
-    correct: c.candidates.includes(c.label) ? 1 / k : 0,
-    error: mean(c.candidates.map((p) => Math.abs(p - c.label))),
-  };
-  if (c.agent !== null) out.agent = c.candidates.filter((p) => agentOf(steps[p]) === c.agent).length / k;
+  const { positions, scored } = blameable(c, (s) => s.advantage, exclude);
+  const k = positions.length;
+  const labelScored = scored.includes(c.label);
+  if (!labelScored) return { labelScored, correct: 0 };
+  const out: FaOutcome = { labelScored, correct: positions.includes(c.label) ? 1 / k : 0, error: mean(positions.map((p) => Math.abs(p - c.label))) };
+  if (c.agent !== null) out.agent = positions.filter((p) => agentOf(steps[p]) === c.agent).length / k;
   return out;
 }
 
 function evalFa(lines: readonly ScoreLine[], options: Required<Omit<EvalOptions, 'groupBy'>> & { groupBy: string; explicit: boolean }): FaReport {
-  const excluded = { label_not_a_step: 0, no_scored_steps: 0 };
+  const excluded = { label_not_a_step: 0 };
   const cases: FaCase[] = [];
   for (const line of lines) {
     const { success, mistake_step, mistake_agent } = line.labels ?? {};
     if (success !== false || typeof mistake_step !== 'number') continue;
-    const steps = line.steps!;
-    const label = steps.findIndex((s) => s.index === mistake_step);
+    const label = line.steps!.findIndex((s) => s.index === mistake_step);
     if (label < 0) {
       excluded.label_not_a_step++;
       continue;
     }
-    const candidates = steps.map((s, p) => (s.truncated ? -1 : p)).filter((p) => p >= 0);
-    if (candidates.length === 0) {
-      excluded.no_scored_steps++;
-      continue;
-    }
-    cases.push({ line, candidates, label, agent: typeof mistake_agent === 'string' ? mistake_agent : null });
+    cases.push({ line, label, agent: typeof mistake_agent === 'string' ? mistake_agent : null });
   }
   if (cases.length === 0) {
     throw new EvalInputError('fa needs failed trajectories (labels.success false) with a labelled mistake_step that is one of their steps; none found');
   }
   const predictors: { name: string; outcome: (c: FaCase) => FaOutcome }[] = ATTRIBUTION_METHODS.map((method) => ({
     name: `pa_${method}`,
-    outcome: (c: FaCase) => predictorOutcome(c, c.candidates[attributeFailure(c.candidates.map((p) => c.line.steps![p].advantage), method)]),
+    outcome: (c: FaCase) => {
+      const { positions, values, scored } = blameable(c, (s) => s.advantage);
+      return blameOutcome(c, scored, positions[attributeFailure(values, method)]);
+    },
   }));
-  // Per-step baselines exist when the file was scored with --baselines.
-  if (cases.every((c) => c.candidates.every((p) => c.line.steps![p].baselines))) {
+  // Per-step baselines exist when the file was scored with --baselines (null on an unscored step).
+  if (cases.every((c) => c.line.steps!.every((s) => s.baselines !== undefined))) {
     for (const b of BASELINES) {
       predictors.push({
         name: b,
-        // The least confident step; a missing value counts as least confident.
-        outcome: (c) => predictorOutcome(c, c.candidates[attributeFailure(c.candidates.map((p) => finite(c.line.steps![p].baselines![b])), 'sharpest_drop')]),
+        // The least confident scored step.
+        outcome: (c) => {
+          const { positions, values, scored } = blameable(c, (s) => s.baselines?.[b]);
+          return blameOutcome(c, scored, positions[attributeFailure(values, 'sharpest_drop')]);
+        },
       });
     }
   }
@@ -406,42 +475,51 @@ function evalFa(lines: readonly ScoreLine[], options: Required<Omit<EvalOptions,
   if (options.excludeAgents.length > 0) {
     // The same cases, blamed among the steps of the other speakers only (all of them if none is left).
     const suffix = ` excluding ${options.excludeAgents.join(', ')}`;
-    const kept = (c: FaCase): FaCase => {
-      const others = c.candidates.filter((p) => !options.excludeAgents.includes(agentOf(c.line.steps![p]) ?? ''));
-      return others.length > 0 ? { ...c, candidates: others } : c;
-    };
+    const exclude = options.excludeAgents;
     for (const method of ATTRIBUTION_METHODS) {
       predictors.push({
         name: `pa_${method}${suffix}`,
         outcome: (c) => {
-          const k = kept(c);
-          return predictorOutcome(c, k.candidates[attributeFailure(k.candidates.map((p) => c.line.steps![p].advantage), method)]);
+          const { positions, values, scored } = blameable(c, (s) => s.advantage, exclude);
+          return blameOutcome(c, scored, positions[attributeFailure(values, method)]);
         },
       });
     }
-    predictors.push({ name: `random${suffix}`, outcome: (c) => randomOutcome(kept(c)) });
+    predictors.push({ name: `random${suffix}`, outcome: (c) => randomOutcome(c, exclude) });
   }
 
   const { groups, by } = groupLines(cases, options.groupBy, false, options.explicit);
   const withAgent = cases.filter((c) => c.agent !== null).length;
+  const scoredLabels = cases.filter((c) => blameable(c, (s) => s.advantage).positions.includes(c.label)).length;
+  const noScoredSteps = cases.filter((c) => blameable(c, (s) => s.advantage).positions.length === 0).length;
   const o = { resamples: options.resamples, level: options.level, seed: options.seed };
   const methods: Record<string, FaMetrics> = {};
   for (const p of predictors) {
     const outcomes = new Map(cases.map((c) => [c, p.outcome(c)]));
     const stat = (pick: (x: FaOutcome) => number | undefined) => (sample: readonly Grouped<FaCase>[]) =>
-      mean(
+      meanOfPresent(
         sample
           .flatMap((g) => g.items)
-          .map((c) => pick(outcomes.get(c)!))
-          .filter((v): v is number => v !== undefined),
+          .map((c) => pick(outcomes.get(c)!)),
       );
     methods[p.name] = {
-      step_accuracy: bootstrapInterval(groups, stat((x) => x.correct), o),
+      step_accuracy: bootstrapInterval(groups, stat((x) => (x.labelScored ? x.correct : undefined)), o),
+      step_accuracy_all: bootstrapInterval(groups, stat((x) => x.correct), o),
       mae: bootstrapInterval(groups, stat((x) => x.error), o),
       ...(withAgent > 0 ? { agent_accuracy: bootstrapInterval(groups, stat((x) => x.agent), o) } : {}),
     };
   }
-  return { task: 'fa', group_by: by, trajectories: cases.length, excluded, with_agent_label: withAgent, methods };
+  return {
+    task: 'fa',
+    group_by: by,
+    trajectories: cases.length,
+    scored_labels: scoredLabels,
+    unscored_labels: cases.length - scoredLabels,
+    no_scored_steps: noScoredSteps,
+    excluded,
+    with_agent_label: withAgent,
+    methods,
+  };
 }
 
 // ---------------------------------------------------------------- report
@@ -481,31 +559,45 @@ function table(header: string[], rows: string[][]): string {
 export function formatReport(r: EvalReport): string {
   const ci = `${Math.round(r.level * 100)}% CI`;
   const notes = r.errors_left_out ? `\n(${r.errors_left_out} trajectories with an error line left out)` : '';
+  const unscoredNote = (unscored: Record<string, number>) =>
+    Object.values(unscored).some((n) => n > 0) ? '\n(unscored: trajectories a method could not score, left out of its numbers and never picked)' : '';
   if (r.task === 'bon') {
-    const rows = Object.entries(r.methods).map(([name, i]) => [name, fmt(i)]);
-    rows.push(['mean-of-N (random pick)', fmt(r.mean_of_n)], ['pass@N (oracle)', fmt(r.pass_at_n)]);
+    const rows = Object.entries(r.methods).map(([name, i]) => [name, fmt(i), String(r.unscored[name])]);
+    rows.push(['mean-of-N (random pick)', fmt(r.mean_of_n), '—'], ['pass@N (oracle)', fmt(r.pass_at_n), '—']);
     return (
       `best-of-N success: ${r.groups} groups by "${r.group_by}", ${r.trajectories} trajectories, N ${r.group_size.min}–${r.group_size.max}\n` +
-      table(['method', `success [${ci}]`], rows) +
+      table(['method', `success [${ci}]`, 'unscored'], rows) +
+      unscoredNote(r.unscored) +
       notes
     );
   }
   if (r.task === 'uq') {
-    const rows = Object.entries(r.methods).map(([name, m]) => [name, fmt(m.auroc), fmt(m.spearman)]);
+    const rows = Object.entries(r.methods).map(([name, m]) => [name, fmt(m.auroc), fmt(m.spearman), String(r.unscored[name])]);
     return (
       `success prediction: ${r.trajectories} trajectories (${r.successes} successes, ${r.failures} failures), bootstrap over "${r.group_by}"\n` +
-      table(['method', `AUROC [${ci}]`, `Spearman [${ci}]`], rows) +
+      table(['method', `AUROC [${ci}]`, `Spearman [${ci}]`, 'unscored'], rows) +
+      unscoredNote(r.unscored) +
       notes
     );
   }
   const withAgent = r.with_agent_label > 0;
-  const rows = Object.entries(r.methods).map(([name, m]) => [name, fmt(m.step_accuracy), fmt(m.mae), ...(withAgent ? [fmt(m.agent_accuracy!)] : [])]);
-  const left = r.excluded.label_not_a_step + r.excluded.no_scored_steps;
+  const rows = Object.entries(r.methods).map(([name, m]) => [
+    name,
+    fmt(m.step_accuracy),
+    fmt(m.step_accuracy_all),
+    fmt(m.mae),
+    ...(withAgent ? [fmt(m.agent_accuracy!)] : []),
+  ]);
   return (
     `failure attribution: ${r.trajectories} failed trajectories with a labelled step, bootstrap over "${r.group_by}"` +
-    (left ? ` (left out: ${r.excluded.label_not_a_step} labelled a message that is not a step, ${r.excluded.no_scored_steps} with no scored step)` : '') +
-    '\n' +
-    table(['method', `step accuracy [${ci}]`, `MAE in steps [${ci}]`, ...(withAgent ? [`agent accuracy [${ci}]`] : [])], rows) +
+    (r.excluded.label_not_a_step ? ` (left out: ${r.excluded.label_not_a_step} labelled a message that is not a step)` : '') +
+    `\nlabelled step scored in ${r.scored_labels}, not scored in ${r.unscored_labels}` +
+    (r.no_scored_steps ? ` (${r.no_scored_steps} with no scored step at all)` : '') +
+    '; accuracy over scored labels, and over all failures counting an unscored label as a miss; MAE and agent accuracy over scored labels\n' +
+    table(
+      ['method', `step acc., scored labels [${ci}]`, `step acc., all failures [${ci}]`, `MAE in steps [${ci}]`, ...(withAgent ? [`agent accuracy [${ci}]`] : [])],
+      rows,
+    ) +
     notes
   );
 }

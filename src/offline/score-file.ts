@@ -26,7 +26,7 @@ import { formatShard, inShard, type Shard } from './shard.js';
 /** The per-trajectory options of POST /v1/trajectories/score that apply to a whole file. */
 export type ScoreRequestOptions = Pick<
   TrajectoryRequest,
-  'render' | 'label' | 'beta' | 'token_aggregate' | 'token_aggregate_mode' | 'baselines' | 'return_tokens' | 'truncate' | 'tokenization' | 'exclude_agents'
+  'render' | 'label' | 'beta' | 'token_aggregate' | 'token_aggregate_mode' | 'baselines' | 'return_tokens' | 'truncate' | 'long_context' | 'tokenization' | 'exclude_agents'
 >;
 
 export interface Progress {
@@ -56,6 +56,8 @@ export interface ScoreSummary {
   failed: number;
   /** Not attempted because the run was stopped. */
   remaining: number;
+  /** The cost of this run's scored trajectories: their tokens, and the tokens of the rows (windows) that went through each model. */
+  cost: { sequence_tokens: number; forward_tokens: number; windows: number };
 }
 
 export class OutputFileError extends Error {}
@@ -91,7 +93,7 @@ export function completedIds(output: string): Set<string> {
   return done;
 }
 
-function requestFor(t: FileTrajectory, options: ScoreRequestOptions): TrajectoryRequest {
+export function requestFor(t: FileTrajectory, options: ScoreRequestOptions): TrajectoryRequest {
   // As format + data would be: the format's steps and rendering rules (Who&When) come along.
   return { ...options, adapted: t.trajectory };
 }
@@ -101,7 +103,14 @@ export async function scoreFile(scorer: Scorer, trajectories: readonly FileTraje
   const done = completedIds(options.output);
   const todo = trajectories.filter((t) => !done.has(t.id));
   const concurrency = Math.max(1, options.concurrency ?? 32);
-  const summary: ScoreSummary = { total: trajectories.length, skipped: trajectories.length - todo.length, scored: 0, failed: 0, remaining: 0 };
+  const summary: ScoreSummary = {
+    total: trajectories.length,
+    skipped: trajectories.length - todo.length,
+    scored: 0,
+    failed: 0,
+    remaining: 0,
+    cost: { sequence_tokens: 0, forward_tokens: 0, windows: 0 },
+  };
   const lines: (string | undefined)[] = new Array(todo.length);
   let written = 0;
   const fd = fs.openSync(options.output, 'a');
@@ -127,6 +136,9 @@ export async function scoreFile(scorer: Scorer, trajectories: readonly FileTraje
         const [result] = await scoreTrajectories(scorer, [requestFor(t, options.request ?? {})]);
         lines[i] = `${JSON.stringify({ ...head, ...result, labels: t.trajectory.labels })}\n`;
         summary.scored++;
+        summary.cost.sequence_tokens += result.num_tokens;
+        summary.cost.forward_tokens += result.forward_tokens;
+        summary.cost.windows += result.windows;
       } catch (err) {
         if (err instanceof ServiceError && err.status >= 400 && err.status < 500 && err.status !== 429) {
           // The trajectory itself cannot be scored (no steps, ids outside the vocabulary...): say so in its line.
@@ -285,6 +297,13 @@ export async function runScoreCommand(config: Config, args: ScoreCommandArgs, st
     say(
       `${summary.scored} scored, ${summary.failed} refused, ${summary.skipped} already done, ${summary.remaining} not started; written to ${args.output}`,
     );
+    const { sequence_tokens, forward_tokens, windows } = summary.cost;
+    if (summary.scored > 0) {
+      say(
+        `cost: ${forward_tokens} tokens through each model in ${windows} rows for ${sequence_tokens} trajectory tokens` +
+          ` (${(forward_tokens / Math.max(1, sequence_tokens)).toFixed(2)}×; long_context ${args.request?.long_context ?? 'window'})`,
+      );
+    }
     if (summary.failed > 0) say(`the refused trajectories have an "error" line in ${args.output}; a rerun tries them again`);
     return summary.failed > 0 || summary.remaining > 0 ? 1 : 0;
   } catch (err) {

@@ -1,8 +1,12 @@
 /** Scoring options shared by every scoring request, resolved against the scorer's defaults. */
 import { badRequest, unprocessable } from '../errors.js';
 import type { Scorer } from '../pool.js';
+import type { CompileLimits, LongContext } from '../text/compile.js';
 import { stepAdvantage, type AggregateMode, type StepAdvantage, type TokenAggregate } from '../scoring/index.js';
 import type { TokenizationProfile } from '../text/pieces.js';
+
+/** What compiling and shaping results need of a scorer (not its engine): the offline sweep has no pair engine. */
+export type ScorerSettings = Pick<Scorer, 'beta' | 'maxLength' | 'vocabSize' | 'tokenizer' | 'tokenization'>;
 
 export interface ScoringOptions {
   beta?: number;
@@ -10,11 +14,13 @@ export interface ScoringOptions {
   token_aggregate_mode?: AggregateMode;
   return_tokens?: boolean;
   truncate?: boolean;
+  /** How a sequence longer than the model is scored: "window" (default) or "truncate" (design §2). */
+  long_context?: LongContext;
   tokenization?: TokenizationProfile;
 }
 
 /** The request's tokenization profile, else the scorer's (design §2). */
-export function resolveTokenization(requested: TokenizationProfile | undefined, scorer: Scorer): TokenizationProfile {
+export function resolveTokenization(requested: TokenizationProfile | undefined, scorer: ScorerSettings): TokenizationProfile {
   return requested ?? scorer.tokenization;
 }
 
@@ -24,7 +30,7 @@ export function resolveTokenization(requested: TokenizationProfile | undefined, 
  */
 export const MAX_BETA = 1e6;
 
-export function resolveBeta(requested: number | undefined, scorer: Scorer): number {
+export function resolveBeta(requested: number | undefined, scorer: ScorerSettings): number {
   if (requested === undefined) return scorer.beta;
   if (!(requested > 0) || !(requested <= MAX_BETA)) {
     throw unprocessable('invalid_beta', `beta must be a number in (0, ${MAX_BETA}] (got ${requested})`);
@@ -32,12 +38,12 @@ export function resolveBeta(requested: number | undefined, scorer: Scorer): numb
   return requested;
 }
 
-export function compileLimits(scorer: Scorer, options: { truncate?: boolean }) {
-  return { maxLength: scorer.maxLength, vocabSize: scorer.vocabSize, truncate: options.truncate ?? true };
+export function compileLimits(scorer: ScorerSettings, options: { truncate?: boolean; long_context?: LongContext }): CompileLimits {
+  return { maxLength: scorer.maxLength, vocabSize: scorer.vocabSize, truncate: options.truncate ?? true, longContext: options.long_context ?? 'window' };
 }
 
 /** Per-token detail for `return_tokens`. */
-export function tokenDetail(scorer: Scorer, ids: ArrayLike<number>, policy: ArrayLike<number>, reference: ArrayLike<number>) {
+export function tokenDetail(scorer: ScorerSettings, ids: ArrayLike<number>, policy: ArrayLike<number>, reference: ArrayLike<number>) {
   return Array.from({ length: ids.length }, (_, k) => ({
     id: ids[k],
     text: scorer.tokenizer.tokenText(ids[k]),

@@ -11,6 +11,7 @@ import { compileStepDetailed, compileTrajectoryDetailed, type Compiled, type Pla
 import { DEFAULT_ACTION_ROLES, isStep, validateMessages, type Message } from '../text/messages.js';
 import type { RenderMode } from '../text/pieces.js';
 import { advantageFor, compileLimits, resolveBeta, resolveTokenization, type ScoringOptions } from './options.js';
+import { scoreSequences } from './score-sequences.js';
 import { spanScores } from './split.js';
 
 export type Candidate = string | string[] | Message[];
@@ -24,12 +25,16 @@ export interface RankRequest extends ScoringOptions {
   label?: PlainLabel;
 }
 
+/** A candidate none of whose steps was scored has a null score: it is ranked after every scored one and is never best. */
 export interface RankResult {
   beta: number;
-  scores: number[];
+  scores: (number | null)[];
   order: number[];
-  best: number;
-  candidates: { advantage: number; steps: { advantage: number; log_ratio: number; num_tokens: number; truncated: boolean }[] }[];
+  best: number | null;
+  candidates: {
+    advantage: number | null;
+    steps: { advantage: number | null; log_ratio: number | null; num_tokens: number; truncated: boolean; partial: boolean }[];
+  }[];
 }
 
 function isStringList(c: Candidate): c is string[] {
@@ -92,19 +97,23 @@ export function rankResult(request: RankRequest, sequences: readonly Sequence[],
   const candidates = sequences.map((seq, i) => {
     const steps = spanScores(seq, scores[i]).map((s, k) => {
       const r = advantageFor(s, beta, request);
-      return { advantage: r.advantage, log_ratio: r.logRatio, num_tokens: r.numTokens, truncated: seq.spans[k].truncated === true };
+      const span = seq.spans[k];
+      return { advantage: r.advantage, log_ratio: r.logRatio, num_tokens: r.numTokens, truncated: span.truncated === true, partial: span.partial === true };
     });
-    const kept = steps.filter((s) => !s.truncated).map((s) => s.advantage);
-    return { advantage: aggregateSteps(kept, request.step_aggregate ?? 'sum'), steps };
+    const scored = steps.filter((s) => s.advantage !== null).map((s) => s.advantage!);
+    return { advantage: aggregateSteps(scored, request.step_aggregate ?? 'sum'), steps };
   });
   const scoreList = candidates.map((c) => c.advantage);
-  // Highest first; ties keep input order.
-  const order = scoreList.map((_, i) => i).sort((a, b) => scoreList[b] - scoreList[a] || a - b);
-  return { beta, scores: scoreList, order, best: order[0], candidates };
+  // Highest first, unscored (null) last; ties keep input order.
+  const rankOf = (i: number) => (scoreList[i] === null ? 1 : 0);
+  const order = scoreList
+    .map((_, i) => i)
+    .sort((a, b) => rankOf(a) - rankOf(b) || (rankOf(a) === 0 ? scoreList[b]! - scoreList[a]! : 0) || a - b);
+  return { beta, scores: scoreList, order, best: scoreList[order[0]] === null ? null : order[0], candidates };
 }
 
 export async function rankCandidates(scorer: Scorer, request: RankRequest, run: SubmitOptions = {}): Promise<RankResult> {
   const sequences = compileRank(request, scorer).map((c) => c.sequence);
-  const scores = await scorer.engine.score(sequences, run);
+  const { scores } = await scoreSequences(scorer, sequences, run);
   return rankResult(request, sequences, scores, scorer);
 }

@@ -7,11 +7,12 @@ import type { Scorer } from '../pool.js';
 import type { Sequence, TokenScores } from '../sequence.js';
 import { compileStepDetailed, type Compiled, type StepInput } from '../text/compile.js';
 import { advantageFor, batchItems, compileLimits, resolveBeta, resolveTokenization, tokenDetail, type ScoringOptions } from './options.js';
+import { stepContexts } from './windows.js';
 
 export type ScoreItem = Pick<StepInput, 'prompt' | 'prompt_ids' | 'step' | 'step_ids'> & ScoringOptions;
 export type ScoreBody = ScoreItem & { model?: string; items?: ScoreItem[]; timeout_ms?: number };
 
-const OPTION_KEYS = ['beta', 'token_aggregate', 'token_aggregate_mode', 'return_tokens', 'truncate', 'tokenization'] as const;
+const OPTION_KEYS = ['beta', 'token_aggregate', 'token_aggregate_mode', 'return_tokens', 'truncate', 'long_context', 'tokenization'] as const;
 /** What one step is made of: per item only, never request-wide. */
 const STEP_FIELDS = ['prompt', 'prompt_ids', 'step', 'step_ids'] as const;
 
@@ -48,6 +49,8 @@ export function scoreResult(item: ScoreItem, seq: Sequence, scores: TokenScores,
     reference_logprob: r.referenceLogprob,
     num_tokens: span.end - span.start,
     truncated: (seq.truncatedTokens ?? 0) > 0,
+    partial: span.partial === true,
+    ...stepContexts(seq, scorer.maxLength)[0],
   };
   if (item.return_tokens) result.tokens = tokenDetail(scorer, seq.ids.slice(span.start, span.end), scores.policy, scores.reference);
   return result;

@@ -51,9 +51,23 @@ export function usageOf(sequences: readonly Sequence[], scores: readonly TokenSc
   return { prompt_tokens: total - scored, scored_tokens: scored, cached_tokens: cached, unknown_tokens: unknown };
 }
 
-/** `usage`, plus `warnings` when something was scored that the numbers do not show (unknown words). */
-export function usageReport(sequences: readonly Sequence[], scores: readonly TokenScores[], unkId: number | null): { usage: Usage; warnings?: string[] } {
-  const usage = usageOf(sequences, scores, unkId);
+export interface UsageReport {
+  usage: Usage;
+  warnings?: string[];
+}
+
+/**
+ * `usage` over the rows that went through the models, plus `warnings` when something was scored
+ * that the numbers do not show (unknown words). Unknown words are counted over `unknownOver`
+ * (the request's sequences: a token in two windows is one unknown word).
+ */
+export function usageReport(
+  rows: readonly Sequence[],
+  scores: readonly TokenScores[],
+  unkId: number | null,
+  unknownOver: readonly Sequence[] = rows,
+): UsageReport {
+  const usage = { ...usageOf(rows, scores), unknown_tokens: usageOf(unknownOver, [], unkId).unknown_tokens };
   if (usage.unknown_tokens === 0) return { usage };
   return {
     usage,

@@ -5,6 +5,7 @@
  */
 import type { Scorer } from '../pool.js';
 import type { Compiled } from '../text/compile.js';
+import { describeWindows } from './windows.js';
 import { compileRank, type RankRequest } from './rank.js';
 import { compileScoreRequest, type ScoreBody } from './score.js';
 import { compileTrajectoryBody, type TrajectoryBody } from './trajectory.js';
@@ -12,7 +13,8 @@ import { compileTrajectoryBody, type TrajectoryBody } from './trajectory.js';
 /** Which scoring route's body it is. */
 export type TokenizeKind = 'score' | 'trajectories' | 'rank' | 'attribute';
 
-export function tokenizeResult(c: Compiled) {
+/** What the scoring route would run for `c`: its ids, pieces, spans and, past the max length, its windows. */
+export function tokenizeResult(c: Compiled, maxLength: number) {
   const { sequence } = c;
   return {
     tokenization: c.tokenization,
@@ -22,7 +24,15 @@ export function tokenizeResult(c: Compiled) {
     num_tokens: sequence.ids.length,
     truncated_tokens: sequence.truncatedTokens ?? 0,
     pieces: c.pieces,
-    spans: sequence.spans.map((s) => ({ index: s.index, start: s.start, end: s.end, ...(s.truncated ? { truncated: true } : {}) })),
+    spans: sequence.spans.map((s) => ({
+      index: s.index,
+      start: s.start,
+      end: s.end,
+      ...(s.truncated ? { truncated: true } : {}),
+      ...(s.partial ? { partial: true } : {}),
+    })),
+    // The rows the models run (long_context "window"; one when the sequence fits).
+    windows: describeWindows(sequence, maxLength),
   };
 }
 

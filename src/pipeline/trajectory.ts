@@ -9,7 +9,7 @@ import type { Scorer } from '../pool.js';
 import {
   allStepAggregates,
   attributeFailure,
-  cumulativeSums,
+  cumulativeOverScored,
   stepBaselines,
   trajectoryBaselines,
   type AttributionMethod,
@@ -20,8 +20,10 @@ import {
 import type { Sequence, TokenScores } from '../sequence.js';
 import { adaptTrajectory, type AdaptedTrajectory, type TrajectoryFormat } from '../text/adapters.js';
 import { compileTrajectoryDetailed, type Compiled, type TrajectoryInput } from '../text/compile.js';
-import { advantageFor, batchItems, compileLimits, resolveBeta, resolveTokenization, tokenDetail, type ScoringOptions } from './options.js';
+import { advantageFor, batchItems, compileLimits, resolveBeta, resolveTokenization, tokenDetail, type ScorerSettings, type ScoringOptions } from './options.js';
+import { scoreSequences } from './score-sequences.js';
 import { spanScores } from './split.js';
+import { stepContexts, windowRows } from './windows.js';
 
 export interface TrajectoryRequest extends Omit<TrajectoryInput, 'steps' | 'verbatim' | 'split'>, ScoringOptions {
   /** A dataset's own record format; `data` holds the record. */
@@ -35,16 +37,24 @@ export interface TrajectoryRequest extends Omit<TrajectoryInput, 'steps' | 'verb
   adapted?: AdaptedTrajectory;
 }
 
+/** A step with no scored token has null advantage, log_ratio, min_context and baselines: never 0. */
 export interface StepResult {
   index: number;
   role?: string;
   name?: string;
-  advantage: number;
-  log_ratio: number;
+  advantage: number | null;
+  log_ratio: number | null;
   num_tokens: number;
   truncated: boolean;
-  cumulative: number;
-  baselines?: Record<Baseline, number>;
+  /** long_context "truncate": only the step's most recent tokens were scored. */
+  partial: boolean;
+  /** The fewest preceding tokens any of its scored tokens was predicted from. */
+  min_context: number | null;
+  /** Some scored token saw less than everything before it. */
+  context_truncated: boolean;
+  /** Sum of the scored steps' advantages up to this one; null while none was scored. */
+  cumulative: number | null;
+  baselines?: Record<Baseline, number> | null;
   tokens?: ReturnType<typeof tokenDetail>;
 }
 
@@ -52,9 +62,13 @@ export interface TrajectoryResult {
   beta: number;
   num_tokens: number;
   truncated_tokens: number;
+  /** Rows the sequence went through the models in (long_context "window"; 1 when it fits). */
+  windows: number;
+  /** Tokens those rows hold: the cost of the trajectory in each model. */
+  forward_tokens: number;
   steps: StepResult[];
-  aggregates: Record<StepAggregate, number>;
-  baselines?: Record<TrajectoryBaseline, number>;
+  aggregates: Record<StepAggregate, number | null>;
+  baselines?: Record<TrajectoryBaseline, number | null>;
   labels?: AdaptedTrajectory['labels'];
 }
 
@@ -72,6 +86,7 @@ const ITEM_OPTION_KEYS = [
   'token_aggregate_mode',
   'return_tokens',
   'truncate',
+  'long_context',
   'baselines',
   'render',
   'label',
@@ -126,7 +141,7 @@ export function resolveTrajectoryInput(request: TrajectoryRequest): { input: Tra
   };
 }
 
-export function compileTrajectoryRequest(request: TrajectoryRequest, scorer: Scorer): CompiledTrajectory {
+export function compileTrajectoryRequest(request: TrajectoryRequest, scorer: ScorerSettings): CompiledTrajectory {
   resolveBeta(request.beta, scorer);
   const { input, labels } = resolveTrajectoryInput(request);
   let compiled;
@@ -152,15 +167,14 @@ export function compileTrajectoryRequest(request: TrajectoryRequest, scorer: Sco
   return { request, sequence: compiled.sequence, compiled, ...(labels ? { labels } : {}) };
 }
 
-export function trajectoryResult(compiled: CompiledTrajectory, scores: TokenScores, scorer: Scorer): TrajectoryResult {
+export function trajectoryResult(compiled: CompiledTrajectory, scores: TokenScores, scorer: ScorerSettings): TrajectoryResult {
   const { request, sequence } = compiled;
   const beta = resolveBeta(request.beta, scorer);
   const perSpan = spanScores(sequence, scores);
-  const advantages = new Float64Array(sequence.spans.length);
+  const contexts = stepContexts(sequence, scorer.maxLength);
   const steps: StepResult[] = sequence.spans.map((span, i) => {
     const s = perSpan[i];
     const r = advantageFor(s, beta, request);
-    advantages[i] = r.advantage;
     const step: StepResult = {
       index: span.index,
       ...(span.role !== undefined ? { role: span.role } : {}),
@@ -169,38 +183,43 @@ export function trajectoryResult(compiled: CompiledTrajectory, scores: TokenScor
       log_ratio: r.logRatio,
       num_tokens: r.numTokens,
       truncated: span.truncated === true,
-      cumulative: 0,
+      partial: span.partial === true,
+      ...contexts[i],
+      cumulative: null,
     };
     if (request.baselines) step.baselines = stepBaselines(s, scorer.vocabSize);
     if (request.return_tokens) step.tokens = tokenDetail(scorer, sequence.ids.slice(span.start, span.end), s.policy, s.reference);
     return step;
   });
-  const cumulative = cumulativeSums(advantages);
+  const cumulative = cumulativeOverScored(steps.map((s) => s.advantage));
   steps.forEach((step, i) => (step.cumulative = cumulative[i]));
-  // Steps that fell off the left edge score 0 and carry no information: aggregates skip them.
-  const kept = steps.filter((s) => !s.truncated);
+  // Steps with no scored token (fallen off the left edge) carry no information: aggregates skip them.
+  const scored = steps.filter((s) => s.advantage !== null);
+  const rows = windowRows(sequence, scorer.maxLength);
   const result: TrajectoryResult = {
     beta,
     num_tokens: sequence.ids.length,
     truncated_tokens: sequence.truncatedTokens ?? 0,
+    windows: rows.length,
+    forward_tokens: rows.reduce((n, r) => n + r.ids.length, 0),
     steps,
-    aggregates: allStepAggregates(kept.map((s) => s.advantage)),
+    aggregates: allStepAggregates(scored.map((s) => s.advantage!)),
   };
   if (request.baselines) {
     result.baselines = trajectoryBaselines(
-      kept.map((s) => s.baselines!),
-      kept.map((s) => s.num_tokens),
+      steps.map((s) => s.baselines ?? null),
+      steps.map((s) => s.num_tokens),
     );
   }
   if (compiled.labels) result.labels = compiled.labels;
   return result;
 }
 
-/** The blamed step of a scored trajectory; truncated steps are never blamed. */
+/** The blamed step of a scored trajectory; a step with no scored token is never blamed. */
 export function attributeResult(result: TrajectoryResult, method: AttributionMethod) {
-  const candidates = result.steps.map((s, position) => ({ s, position })).filter(({ s }) => !s.truncated);
+  const candidates = result.steps.map((s, position) => ({ s, position })).filter(({ s }) => s.advantage !== null);
   const at = attributeFailure(
-    candidates.map(({ s }) => s.advantage),
+    candidates.map(({ s }) => s.advantage!),
     method,
   );
   const blamed = at >= 0 ? candidates[at] : undefined;
@@ -219,7 +238,8 @@ export async function scoreTrajectories(
   run: SubmitOptions = {},
 ): Promise<TrajectoryResult[]> {
   const compiled = eachItem(requests, (r) => compileTrajectoryRequest(r, scorer));
-  const scores = await scorer.engine.score(
+  const { scores } = await scoreSequences(
+    scorer,
     compiled.map((c) => c.sequence),
     { ...run, stats: requests.some((r) => r.baselines === true) },
   );

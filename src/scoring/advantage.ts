@@ -14,24 +14,27 @@ export interface AdvantageOptions {
   mode: AggregateMode;
 }
 
+/** Every value is null when the step has no scored token (numTokens 0): nothing was measured. */
 export interface StepAdvantage {
   /** β · aggregated log-ratio. */
-  advantage: number;
+  advantage: number | null;
   /** The aggregated log-ratio, unscaled by β. */
-  logRatio: number;
+  logRatio: number | null;
   /** Σ_k log π(y_k | ·): always the sum, whatever the aggregator (a step's log-likelihood). */
-  policyLogprob: number;
+  policyLogprob: number | null;
   /** Σ_k log π_ref(y_k | ·). */
-  referenceLogprob: number;
+  referenceLogprob: number | null;
   numTokens: number;
 }
 
 export function stepAdvantage(policy: ArrayLike<number>, reference: ArrayLike<number>, options: AdvantageOptions): StepAdvantage {
   const { beta, tokenAggregate, mode } = options;
+  if (policy.length !== reference.length) throw new Error(`length mismatch ${policy.length} vs ${reference.length}`);
+  if (policy.length === 0) return { advantage: null, logRatio: null, policyLogprob: null, referenceLogprob: null, numTokens: 0 };
   const logRatio =
     mode === 'separate'
-      ? aggregateTokens(policy, tokenAggregate) - aggregateTokens(reference, tokenAggregate)
-      : aggregateTokens(difference(policy, reference), tokenAggregate);
+      ? aggregateTokens(policy, tokenAggregate)! - aggregateTokens(reference, tokenAggregate)!
+      : aggregateTokens(difference(policy, reference), tokenAggregate)!;
   return {
     advantage: beta * logRatio,
     logRatio,

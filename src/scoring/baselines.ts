@@ -21,10 +21,10 @@ export interface PositionStats {
   topkMeanLogprob: ArrayLike<number>;
 }
 
-/** A step's four baseline scores (0 for an empty step). */
-export function stepBaselines(stats: PositionStats, vocabSize: number): Record<Baseline, number> {
+/** A step's four baseline scores; null for a step with no scored token (nothing was measured). */
+export function stepBaselines(stats: PositionStats, vocabSize: number): Record<Baseline, number> | null {
   const n = stats.policy.length;
-  if (n === 0) return { mean_logprob: 0, neg_entropy: 0, self_certainty: 0, deepconf: 0 };
+  if (n === 0) return null;
   const logV = Math.log(vocabSize);
   const selfCertainty = new Float64Array(n);
   const deepconf = new Float64Array(n);
@@ -33,10 +33,10 @@ export function stepBaselines(stats: PositionStats, vocabSize: number): Record<B
     deepconf[k] = -stats.topkMeanLogprob[k];
   }
   return {
-    mean_logprob: aggregateTokens(stats.policy, 'mean'),
-    neg_entropy: -aggregateTokens(stats.entropy, 'mean'),
-    self_certainty: aggregateTokens(selfCertainty, 'mean'),
-    deepconf: aggregateTokens(deepconf, 'mean'),
+    mean_logprob: aggregateTokens(stats.policy, 'mean')!,
+    neg_entropy: -aggregateTokens(stats.entropy, 'mean')!,
+    self_certainty: aggregateTokens(selfCertainty, 'mean')!,
+    deepconf: aggregateTokens(deepconf, 'mean')!,
   };
 }
 
@@ -46,18 +46,23 @@ export const TRAJECTORY_BASELINES: readonly TrajectoryBaseline[] = [...BASELINES
 /**
  * A trajectory's baselines from its steps' baselines: token-weighted means for the four
  * per-token scores (all scored tokens of the trajectory count equally, as the papers average
- * over the generated text), plus DeepConf's tail and bottom-10% step groups.
+ * over the generated text), plus DeepConf's tail and bottom-10% step groups. Steps with no scored
+ * token (null) take no part; with none scored, every baseline is null.
  */
-export function trajectoryBaselines(steps: readonly Record<Baseline, number>[], numTokens: readonly number[]): Record<TrajectoryBaseline, number> {
-  const out = {} as Record<TrajectoryBaseline, number>;
-  const total = numTokens.reduce((a, b) => a + b, 0);
+export function trajectoryBaselines(
+  steps: readonly (Record<Baseline, number> | null)[],
+  numTokens: readonly number[],
+): Record<TrajectoryBaseline, number | null> {
+  const out = {} as Record<TrajectoryBaseline, number | null>;
+  const scored = steps.map((s, i) => ({ s, n: numTokens[i] })).filter((x): x is { s: Record<Baseline, number>; n: number } => x.s !== null && x.n > 0);
+  const total = scored.reduce((a, x) => a + x.n, 0);
   for (const b of BASELINES) {
     let s = 0;
-    for (let i = 0; i < steps.length; i++) s += steps[i][b] * numTokens[i];
-    out[b] = total > 0 ? s / total : 0;
+    for (const x of scored) s += x.s[b] * x.n;
+    out[b] = total > 0 ? s / total : null;
   }
-  const confidences = steps.filter((_, i) => numTokens[i] > 0).map((s) => s.deepconf);
-  out.deepconf_tail = confidences.length ? confidences[confidences.length - 1] : 0;
+  const confidences = scored.map((x) => x.s.deepconf);
+  out.deepconf_tail = confidences.length ? confidences[confidences.length - 1] : null;
   out.deepconf_bottom10 = bottomFractionMean(confidences, 0.1);
   return out;
 }

@@ -5,10 +5,13 @@
 export const TOKEN_AGGREGATES = ['sum', 'mean', 'min', 'max', 'last'] as const;
 export type TokenAggregate = (typeof TOKEN_AGGREGATES)[number];
 
-/** Aggregates `values`. An empty step (truncated away) aggregates to 0 under every aggregator. */
-export function aggregateTokens(values: ArrayLike<number>, how: TokenAggregate): number {
+/**
+ * Aggregates `values`. Over no value (a step truncated away) every aggregator is null, never 0:
+ * 0 would read as a real score ("no change", or "fully confident" for a mean log-prob).
+ */
+export function aggregateTokens(values: ArrayLike<number>, how: TokenAggregate): number | null {
   const n = values.length;
-  if (n === 0) return 0;
+  if (n === 0) return null;
   switch (how) {
     case 'sum':
     case 'mean': {

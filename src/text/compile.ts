@@ -21,7 +21,7 @@
  *   422 no_steps                  no message or segment is scored (check action_roles / score)
  *   422 ids_out_of_vocabulary     a token id (given, or produced by the tokenizer) that is not an
  *                                 integer in [0, the model's vocabulary size)
- *   422 step_too_long             /v1/score: the step alone has more than max_length − 1 tokens
+ *   422 step_too_long             /v1/score with truncate false: the step alone has more than max_length − 1 tokens
  *   422 input_too_long            the sequence exceeds max_length and truncate is false
  *   422 no_context                /v1/score: nothing precedes the step (no BOS, empty prompt), so
  *                                 its first token cannot be scored; also a one-token step at the
@@ -81,6 +81,8 @@ export interface CompiledPiece {
   agent?: string;
   /** Left truncation removed (some of) its tokens. */
   truncated?: boolean;
+  /** long_context "truncate": a step too long for one pass, scored on its most recent tokens. */
+  partial?: boolean;
 }
 
 export interface Compiled {
@@ -93,13 +95,22 @@ export interface Compiled {
   bosAdded: boolean;
 }
 
+/**
+ * How a sequence longer than max_length is scored (design §2): "window" (default) keeps it whole
+ * and the pipeline scores it in overlapping windows (pipeline/windows.ts); "truncate" cuts it
+ * from the left here (truncate.ts), the paper's behaviour.
+ */
+export type LongContext = 'window' | 'truncate';
+
 export interface CompileLimits {
   /** Longest sequence one forward pass may take. */
   maxLength: number;
   /** The MODEL's vocabulary: ids at or above it are refused (ids_out_of_vocabulary). */
   vocabSize: number;
-  /** Left-truncate when too long (default); false → 422 input_too_long. */
+  /** Fit a sequence that is too long (default, by `longContext`); false → 422 input_too_long. */
   truncate: boolean;
+  /** Default "window". */
+  longContext?: LongContext;
 }
 
 export interface StepInput {
@@ -165,21 +176,25 @@ function fit(draft: Assembled, list: PieceList, limits: CompileLimits, tokenizat
       `the input has ${draft.ids.length} tokens, more than the model's max length ${limits.maxLength}; shorten it or allow truncate`,
     );
   }
-  const sequence = truncateLeft(draft, limits.maxLength);
-  const ranges = truncateRanges(draft.ranges, draft, limits.maxLength);
+  // Window mode keeps every token; the pipeline cuts the sequence into windows of max length.
+  const keep = (limits.longContext ?? 'window') === 'window' ? Infinity : limits.maxLength;
+  const sequence = truncateLeft(draft, keep);
+  const ranges = truncateRanges(draft.ranges, draft, keep);
   const shift = sequence.truncatedTokens ?? 0;
   const spanOf = new Map(sequence.spans.map((s) => [s.index, s]));
   const pieces = list.pieces.map((piece: Piece, i): CompiledPiece => {
     const out: CompiledPiece = { text: piece.text ?? null, start: ranges[i].start, end: ranges[i].end, scored: false };
     const span = piece.step ? spanOf.get(piece.step.index) : undefined;
     if (piece.step && span) {
-      // The scored tokens are the span's: a step that lost any token is not scored at all.
+      // The scored tokens are the span's: a step that lost tokens to the cut is not scored at all,
+      // unless it is too long for one pass (partial: its most recent tokens are scored).
       Object.assign(out, { start: span.start, end: span.end, scored: span.truncated !== true, step: span.index });
+      if (span.partial) out.partial = true;
       if (span.role !== undefined) out.role = span.role;
       const agent = span.name ?? span.role;
       if (agent !== undefined) out.agent = agent;
     }
-    if (ranges[i].truncated || span?.truncated) out.truncated = true;
+    if (ranges[i].truncated || span?.truncated || span?.partial) out.truncated = true;
     return out;
   });
   const added = draft.added.map((p) => (p < draft.pinned ? p : p - shift)).filter((p) => p >= 0);
@@ -252,10 +267,11 @@ export function compileStepDetailed(input: StepInput, tok: TextTokenizer, limits
   const list = stepPieces(input, tok);
   const draft = assemble(list, tok, tokenization);
   const stepLength = draft.spans[0].end - draft.spans[0].start;
-  if (stepLength > limits.maxLength - 1) {
+  // With truncate, a long step is scored across windows, or partly (long_context "truncate").
+  if (!limits.truncate && stepLength > limits.maxLength - 1) {
     throw unprocessable(
       'step_too_long',
-      `the step has ${stepLength} tokens; with at least one token of context it must fit in max length ${limits.maxLength}`,
+      `the step has ${stepLength} tokens; with at least one token of context it must fit in max length ${limits.maxLength} (or allow truncate)`,
     );
   }
   checkVocabulary(draft.ids, limits.vocabSize);

@@ -22,13 +22,14 @@ export interface TrajectoryResult extends ServerTrajectoryResult {
   warnings?: string[];
 }
 
+/** step, position and agent are null when no step of the trajectory was scored. */
 export interface AttributeResult {
   model: string;
-  step: number;
-  position: number;
-  agent: string;
+  step: number | null;
+  position: number | null;
+  agent: string | null;
   method: AttributionMethod;
-  steps: Array<{ index: number; role?: string; name?: string; advantage: number; cumulative: number; truncated: boolean }>;
+  steps: Array<{ index: number; role?: string; name?: string; advantage: number | null; cumulative: number | null; truncated: boolean }>;
 }
 
 export interface ScorerInfo {
@@ -98,6 +99,8 @@ async function call<T>(method: 'GET' | 'POST', path: string, body?: unknown, sig
 export interface TrajectoryInput {
   format: TrajectoryFormat;
   data: unknown;
+  /** How a trajectory longer than the model is scored (README: Long trajectories). */
+  long_context?: 'window' | 'truncate';
 }
 
 export function listScorers(signal?: AbortSignal): Promise<{ data: ScorerInfo[] }> {

@@ -11,6 +11,7 @@ const SVG_NS = 'http://www.w3.org/2000/svg';
 
 export interface ChartSeries {
   label: string;
+  /** NaN where a step was not scored: no point there, and the line breaks. */
   values: number[];
 }
 
@@ -58,8 +59,8 @@ export function drawChart(container: HTMLElement, spec: ChartSpec): void {
   // Advantages are read against zero, so zero is always in view; baselines are not.
   const zero = (spec.midpoint ?? 0) === 0 ? [0] : [];
   const all = [...spec.primary.values, ...(spec.cumulative?.values ?? []), ...zero].filter(Number.isFinite);
-  let lo = Math.min(...all);
-  let hi = Math.max(...all);
+  let lo = all.length ? Math.min(...all) : -1;
+  let hi = all.length ? Math.max(...all) : 1;
   if (hi === lo) {
     const spread = Math.abs(hi) > 0 ? Math.abs(hi) * 0.1 : 1;
     lo -= spread;
@@ -75,11 +76,18 @@ export function drawChart(container: HTMLElement, spec: ChartSpec): void {
 
   const svg = el('svg', { viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-labelledby': 'chart-title chart-desc', class: 'chart-svg' });
   svg.append(el('title', { id: 'chart-title' }, `${spec.primary.label} per step${spec.cumulative ? ` and ${spec.cumulative.label}` : ''}`));
-  const lowest = spec.primary.values.reduce((best, v, i) => (v < spec.primary.values[best] ? i : best), 0);
+  const scored = spec.primary.values.map((v, i) => ({ v, i })).filter(({ v }) => Number.isFinite(v));
+  const unscored = n - scored.length;
+  const lowest = scored.reduce((best, p) => (p.v < best.v ? p : best), scored[0] ?? { v: NaN, i: -1 }).i;
+  const finiteValues = scored.map((p) => p.v);
   const description =
-    `${n} steps. ${spec.primary.label} ranges from ${fmt(Math.min(...spec.primary.values))} to ${fmt(Math.max(...spec.primary.values))}; ` +
-    `the lowest is at step ${spec.stepLabels[lowest] ?? lowest}.` +
-    (spec.cumulative ? ` ${spec.cumulative.label} ends at ${fmt(spec.cumulative.values[n - 1])}.` : '') +
+    `${n} steps` +
+    (unscored ? `, ${unscored} not scored` : '') +
+    '. ' +
+    (scored.length
+      ? `${spec.primary.label} ranges from ${fmt(Math.min(...finiteValues))} to ${fmt(Math.max(...finiteValues))}; the lowest is at step ${spec.stepLabels[lowest] ?? lowest}.`
+      : 'No step was scored.') +
+    (spec.cumulative && scored.length ? ` ${spec.cumulative.label} ends at ${fmt(spec.cumulative.values[n - 1])}.` : '') +
     (spec.highlight !== undefined ? ` Highlighted: step ${spec.stepLabels[spec.highlight]} (${spec.highlightLabel ?? ''}).` : '');
   svg.append(el('desc', { id: 'chart-desc' }, description));
 
@@ -100,13 +108,19 @@ export function drawChart(container: HTMLElement, spec: ChartSpec): void {
   axes.append(el('text', { class: 'chart-axis-label', x: margin.left + plotW / 2, y: height - 6, 'text-anchor': 'middle' }, 'step (message index)'));
   svg.append(axes);
 
-  const path = (values: number[]) => values.map((v, i) => `${i === 0 ? 'M' : 'L'}${x(i).toFixed(1)},${y(v).toFixed(1)}`).join(' ');
+  // An unscored step breaks the line: the next scored one starts a new segment.
+  const path = (values: number[]) =>
+    values
+      .map((v, i) => (Number.isFinite(v) ? `${i === 0 || !Number.isFinite(values[i - 1]) ? 'M' : 'L'}${x(i).toFixed(1)},${y(v).toFixed(1)}` : ''))
+      .filter(Boolean)
+      .join(' ');
   if (spec.cumulative) {
     svg.append(el('path', { class: 'chart-line chart-cumulative', d: path(spec.cumulative.values), stroke: HIGH_STRONG }));
   }
   svg.append(el('path', { class: 'chart-line chart-primary', d: path(spec.primary.values), stroke: '#333' }));
   const points = el('g', { class: 'chart-points' });
   spec.primary.values.forEach((v, i) => {
+    if (!Number.isFinite(v)) return;
     const dot = el('circle', { cx: x(i), cy: y(v), r: 4.5, fill: v < (spec.midpoint ?? 0) ? LOW_STRONG : HIGH_STRONG, class: 'chart-point', 'data-position': i });
     dot.append(el('title', {}, `step ${spec.stepLabels[i]}: ${spec.primary.label} ${fmt(v)}${spec.cumulative ? `, ${spec.cumulative.label} ${fmt(spec.cumulative.values[i])}` : ''}`));
     points.append(dot);

@@ -30,6 +30,8 @@ interface ExampleEntry {
   format: TrajectoryFormat;
   file: string;
   note?: string;
+  /** The scorer to pick when the example is loaded (when the server has it). */
+  model?: string;
 }
 
 const BASELINE_LABELS: Record<BaselineKind, string> = {
@@ -60,6 +62,7 @@ const ui = {
   modelSelect: byId<HTMLSelectElement>('model-select'),
   modelNote: byId<HTMLParagraphElement>('model-note'),
   methodSelect: byId<HTMLSelectElement>('method-select'),
+  longContextSelect: byId<HTMLSelectElement>('long-context-select'),
   apiKeyInput: byId<HTMLInputElement>('api-key-input'),
   recordLabel: byId<HTMLLabelElement>('record-label'),
   recordSelect: byId<HTMLSelectElement>('record-select'),
@@ -202,6 +205,7 @@ async function loadExample(id: string): Promise<void> {
     const data = await fetchAsset<unknown>(`examples/${entry.file}`);
     ui.input.value = JSON.stringify(data, null, 2);
     ui.formatSelect.value = entry.format;
+    if (entry.model && [...ui.modelSelect.options].some((o) => o.value === entry.model)) ui.modelSelect.value = entry.model;
     refreshRecords();
     ui.exampleNote.textContent = entry.note ?? '';
     ui.status.textContent = `Loaded example “${entry.title}”. Press “Score trajectory”.`;
@@ -237,7 +241,7 @@ async function run(): Promise<void> {
   clearError();
   let input: TrajectoryInput;
   try {
-    input = readInput(ui.input.value, ui.formatSelect.value as TrajectoryFormat);
+    input = { ...readInput(ui.input.value, ui.formatSelect.value as TrajectoryFormat), long_context: ui.longContextSelect.value as 'window' | 'truncate' };
   } catch (err) {
     showError(err);
     return;
@@ -260,7 +264,7 @@ async function run(): Promise<void> {
     ui.tokenView.hidden = true;
     render();
     ui.results.hidden = false;
-    ui.status.textContent = `Scored ${score.steps.length} steps with scorer “${score.model}”. Attributed step: message ${attribution.step} (${attribution.agent}).`;
+    ui.status.textContent = `Scored ${score.steps.length} steps with scorer “${score.model}”. ${attributedText(attribution)}`;
   } catch (err) {
     if ((err as Error).name === 'AbortError') return;
     showError(err);
@@ -281,7 +285,7 @@ async function reattribute(): Promise<void> {
   try {
     state.attribution = await attribute(state.input, state.model, method);
     render();
-    ui.status.textContent = `Attributed step by ${METHOD_LABELS[method]}: message ${state.attribution.step} (${state.attribution.agent}).`;
+    ui.status.textContent = `By ${METHOD_LABELS[method]}: ${attributedText(state.attribution)}`;
   } catch (err) {
     showError(err);
   }
@@ -299,13 +303,17 @@ interface Metric {
 
 function currentMetric(score: TrajectoryResult): Metric {
   if (!ui.baselineSwitch.checked) {
-    return { label: 'advantage', valueOf: (s) => s.advantage, midpoint: 0, cumulative: true, digits: 4 };
+    return { label: 'advantage', valueOf: (s) => s.advantage ?? Number.NaN, midpoint: 0, cumulative: true, digits: 4 };
   }
   const kind = ui.baselineSelect.value as BaselineKind;
   const valueOf = (s: StepResult) => s.baselines?.[kind] ?? Number.NaN;
-  const scored = score.steps.filter((s) => !s.truncated).map(valueOf).filter(Number.isFinite);
+  const scored = score.steps.map(valueOf).filter(Number.isFinite);
   const mean = scored.length > 0 ? scored.reduce((a, b) => a + b, 0) / scored.length : 0;
   return { label: BASELINE_LABELS[kind], valueOf, midpoint: mean, cumulative: false, digits: digitsToResolve(scored) };
+}
+
+function attributedText(attribution: AttributeResult): string {
+  return attribution.step === null ? 'No step attributed: no step was scored.' : `Attributed step: message ${attribution.step} (${attribution.agent}).`;
 }
 
 function stepAgent(step: StepResult): string {
@@ -338,6 +346,23 @@ function followingContext(input: TrajectoryInput | undefined, steps: StepResult[
   return lines.length > 0 ? lines.join('\n') : null;
 }
 
+/**
+ * The true optimal advantage A*(s,a) of each step, by message index, when the record carries it
+ * (`a_star`: one number per assistant message, in order, as bench/data/gridworld-exact-eval.jsonl
+ * has it). Empty for any other record, or when the list does not match the assistant messages.
+ */
+function trueAdvantages(input: TrajectoryInput | undefined): Map<number, number> {
+  const out = new Map<number, number>();
+  const data = input?.format === 'messages' ? (input.data as any) : undefined;
+  const aStar: unknown = data?.a_star;
+  const messages: unknown = data?.messages;
+  if (!Array.isArray(aStar) || !Array.isArray(messages)) return out;
+  const assistant = messages.flatMap((m: any, i: number) => (m?.role === 'assistant' ? [i] : []));
+  if (assistant.length !== aStar.length || !aStar.every((x) => typeof x === 'number' && Number.isFinite(x))) return out;
+  assistant.forEach((index, k) => out.set(index, aStar[k] as number));
+  return out;
+}
+
 function badge(text: string, className: string): HTMLSpanElement {
   const span = document.createElement('span');
   span.className = `badge ${className}`;
@@ -351,10 +376,10 @@ function renderSummary(score: TrajectoryResult, attribution: AttributeResult): v
   blamed.className = 'attribution';
   blamed.id = 'attribution-summary';
   const strong = document.createElement('strong');
-  strong.textContent = `Attributed step: message ${attribution.step}, agent ${attribution.agent}`;
+  strong.textContent = attribution.step === null ? 'No step attributed: no step was scored' : `Attributed step: message ${attribution.step}, agent ${attribution.agent}`;
   blamed.append(strong, document.createTextNode(` — method ${attribution.method} (${METHOD_LABELS[attribution.method]}).`));
   blamed.dataset.step = String(attribution.step);
-  blamed.dataset.agent = attribution.agent;
+  blamed.dataset.agent = String(attribution.agent);
   parts.push(blamed);
 
   const facts = document.createElement('p');
@@ -374,6 +399,17 @@ function renderSummary(score: TrajectoryResult, attribution: AttributeResult): v
     parts.push(p);
   }
 
+  const truth = trueAdvantages(state.input);
+  if (truth.size > 0) {
+    const exact = document.createElement('p');
+    exact.className = 'true-advantage-summary';
+    const sum = [...truth.values()].reduce((x, y) => x + y, 0);
+    exact.textContent =
+      `The record carries the true optimal advantage A* of each step (soft value iteration on the environment): sum ${formatNumber(sum)}. ` +
+      'Each card shows it beside the served advantage.';
+    parts.push(exact);
+  }
+
   const labels = score.labels;
   if (labels && (labels.success !== undefined || labels.mistake_step !== undefined || labels.mistake_agent !== undefined)) {
     const given = document.createElement('p');
@@ -391,6 +427,7 @@ function renderSummary(score: TrajectoryResult, attribution: AttributeResult): v
 function renderCards(score: TrajectoryResult, attribution: AttributeResult, metric: Metric): void {
   const values = score.steps.map(metric.valueOf);
   const halfRange = halfRangeOf(values, metric.midpoint);
+  const truth = trueAdvantages(state.input);
   const cards = score.steps.map((step, position) => {
     const value = values[position];
     const li = document.createElement('li');
@@ -410,24 +447,39 @@ function renderCards(score: TrajectoryResult, attribution: AttributeResult, metr
     title.textContent = `Message ${step.index} · ${stepAgent(step)}`;
     head.append(title);
     if (step.name && step.role) head.append(badge(step.role, 'role'));
-    if (step.index === attribution.step) {
+    if (attribution.step !== null && step.index === attribution.step) {
       li.classList.add('attributed');
       li.setAttribute('aria-current', 'step');
       head.append(badge(`attributed: ${attribution.agent}, ${attribution.method}`, 'attributed-badge'));
     }
     if (score.labels?.mistake_step === step.index) head.append(badge('labelled mistake', 'label-badge'));
-    if (step.truncated) head.append(badge('truncated: not scored', 'truncated-badge'));
+    if (step.advantage === null) head.append(badge(step.truncated ? 'truncated: not scored' : 'not scored', 'truncated-badge'));
+    if (step.partial) head.append(badge('partial: its last tokens scored', 'context-badge'));
+    else if (step.context_truncated && step.advantage !== null) head.append(badge(`context cut: saw ≥ ${step.min_context} tokens`, 'context-badge'));
     li.append(head);
 
     const numbers = document.createElement('p');
     numbers.className = 'step-numbers';
     const valueText = document.createElement('span');
     valueText.className = 'step-value';
-    const arrow = value < metric.midpoint ? '▼' : value > metric.midpoint ? '▲' : '●';
-    valueText.textContent = `${arrow} ${metric.label} ${formatNumber(value, metric.digits)}`;
-    valueText.setAttribute('aria-label', `${metric.label} ${formatNumber(value, metric.digits)}, ${directionWord(value, metric.midpoint)} ${metric.midpoint === 0 ? 'zero' : 'the trajectory mean'}`);
+    if (Number.isFinite(value)) {
+      const arrow = value < metric.midpoint ? '▼' : value > metric.midpoint ? '▲' : '●';
+      valueText.textContent = `${arrow} ${metric.label} ${formatNumber(value, metric.digits)}`;
+      valueText.setAttribute('aria-label', `${metric.label} ${formatNumber(value, metric.digits)}, ${directionWord(value, metric.midpoint)} ${metric.midpoint === 0 ? 'zero' : 'the trajectory mean'}`);
+    } else {
+      li.classList.add('not-scored');
+      valueText.textContent = `${metric.label}: not scored`;
+    }
     numbers.append(valueText);
-    if (metric.cumulative) numbers.append(document.createTextNode(` · running sum ${formatNumber(step.cumulative)}`));
+    if (metric.cumulative) numbers.append(document.createTextNode(` · running sum ${step.cumulative === null ? 'not scored' : formatNumber(step.cumulative)}`));
+    const aStar = truth.get(step.index);
+    if (aStar !== undefined) {
+      const exact = document.createElement('span');
+      exact.className = 'step-true-advantage';
+      exact.dataset.value = String(aStar);
+      exact.textContent = ` · true A* ${formatNumber(aStar, metric.digits)}`;
+      numbers.append(exact);
+    }
     numbers.append(document.createTextNode(` · ${step.num_tokens} tokens`));
     li.append(numbers);
 
@@ -477,8 +529,8 @@ function renderChart(score: TrajectoryResult, attribution: AttributeResult, metr
   drawChart(ui.chart, {
     stepLabels: score.steps.map((s) => String(s.index)),
     primary: { label: metric.label, values },
-    cumulative: metric.cumulative ? { label: 'running sum', values: score.steps.map((s) => s.cumulative) } : undefined,
-    highlight: attribution.position,
+    cumulative: metric.cumulative ? { label: 'running sum', values: score.steps.map((s) => s.cumulative ?? Number.NaN) } : undefined,
+    highlight: attribution.position ?? undefined,
     highlightLabel: `attributed to ${attribution.agent} by ${attribution.method}`,
     midpoint: metric.midpoint,
     digits: metric.digits,

@@ -102,7 +102,8 @@ const ROWS: Row[] = [
   { name: 'negative id', payload: { prompt_ids: [BOS, -1], step_ids: [12] }, status: 422, code: 'ids_out_of_vocabulary' },
   { name: 'prompt over the max length with truncate: false', payload: { prompt_ids: Array(MAX_LENGTH).fill(10), step_ids: [12], truncate: false }, status: 422, code: 'input_too_long' },
   { name: 'prompt text over the max length with truncate: false', payload: { prompt: 'up '.repeat(MAX_LENGTH + 10), step: 'down', truncate: false }, status: 422, code: 'input_too_long' },
-  { name: 'the step alone over the max length', payload: { prompt_ids: [BOS], step_ids: Array(MAX_LENGTH).fill(12) }, status: 422, code: 'step_too_long' },
+  { name: 'the step alone over the max length with truncate: false', payload: { prompt_ids: [BOS], step_ids: Array(MAX_LENGTH).fill(12), truncate: false }, status: 422, code: 'step_too_long' },
+  { name: 'an unknown long_context mode', payload: { prompt: 'up', step: 'up', long_context: 'slide' }, status: 400, code: 'invalid_request' },
   { name: 'β = 0', payload: { ...ok, beta: 0 }, status: 422, code: 'invalid_beta' },
   { name: 'β < 0', payload: { ...ok, beta: -0.5 }, status: 422, code: 'invalid_beta' },
   { name: 'β underflowing to 0 (1e-400)', payload: `{"prompt_ids":[${BOS}],"step_ids":[12],"beta":1e-400}`, status: 422, code: 'invalid_beta' },
@@ -164,17 +165,24 @@ describe('bad input: status and error.code, one row per class', () => {
     expect((await send('/v1/trajectories/score', nestedOk)).status).toBe(200);
   });
 
-  it('a trajectory whose only step falls off the max length is a 200 with the step truncated (it crashed the process: SIGFPE in onnxruntime on zero scored rows)', async () => {
-    const long = { messages: [dialog[0], { role: 'assistant', content: 'down '.repeat(MAX_LENGTH + 20) }] };
+  it('long_context "truncate": a trajectory whose only step falls off is a 200 with the step null and truncated (it crashed the process: SIGFPE in onnxruntime on zero scored rows)', async () => {
+    // The step is followed by a long non-step message, so the cut leaves nothing of it.
+    const long = {
+      messages: [dialog[0], { role: 'assistant', content: 'down' }, { role: 'user', content: 'up '.repeat(MAX_LENGTH + 20) }],
+      long_context: 'truncate',
+    };
     const res = await send('/v1/trajectories/score', long);
     expect(res.status).toBe(200);
     expect(res.body.steps).toHaveLength(1);
-    expect(res.body.steps[0].truncated).toBe(true);
-    expect(res.body.steps[0].advantage).toBe(0);
+    expect(res.body.steps[0]).toMatchObject({ truncated: true, advantage: null, log_ratio: null, cumulative: null, min_context: null, num_tokens: 0 });
+    // Nothing scored: no aggregate is a number.
+    expect(Object.values(res.body.aggregates)).toEqual([null, null, null, null, null, null]);
     const both = await send('/v1/trajectories/score', { items: [long, { messages: dialog }] });
     expect(both.status).toBe(200);
     expect(both.body.results[0].steps[0].truncated).toBe(true);
     expect(both.body.results[1].steps[0].truncated).toBe(false);
+    const blamed = await send('/v1/attribute', long);
+    expect([blamed.status, blamed.body.step, blamed.body.agent]).toEqual([200, null, null]);
     expect((await send('/v1/score', ok)).status).toBe(200);
   });
 

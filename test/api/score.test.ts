@@ -422,24 +422,69 @@ describe('limits: truncation, bad input and a full queue', () => {
     return p.map((x, k) => x - q[k]);
   };
 
-  it('a context longer than max_length is left-truncated: the step is kept whole, truncated is true', async () => {
+  it('a context longer than max_length, window mode (default): scored in a window, nothing dropped, context_truncated', async () => {
     const prompt = [BOS_ID, 5, 6, 7, 8, 9, 10, 11, 12, 13];
     const step = [14, 15, 16];
     const { status, body } = await post(service.app, { prompt_ids: prompt, step_ids: step, return_tokens: true });
     expect(status).toBe(200);
+    expect(body.truncated).toBe(false);
+    expect(body.partial).toBe(false);
+    expect(body.num_tokens).toBe(3);
+    // L = 8, S = 4; the leading BOS_ID (given, not added) is pinned. The sequence has 13 tokens;
+    // tokens 10, 11 go to window 1 (body from 1 + 4 = 5: they see 6 and 7 tokens), token 12 to
+    // window 2 (body from 9), where it sees BOS + 3 = 4 = ⌊L/2⌋ tokens — the fewest.
+    expect(body.min_context).toBe(4);
+    expect(body.context_truncated).toBe(true);
+    // Two windows ran: [BOS] + ids[5..12) (8 tokens) and [BOS] + ids[9..13) (5 tokens).
+    expect(body.usage).toEqual({ prompt_tokens: 8 + 5 - step.length, scored_tokens: step.length, cached_tokens: 0, unknown_tokens: 0 });
+    // A bigram reads only the previous token, which every window keeps: the closed form holds.
+    const expected = ratios([...prompt, ...step], prompt.length);
+    body.tokens.forEach((t: any, k: number) => expect(Math.abs(t.log_ratio - expected[k])).toBeLessThan(1e-5));
+  });
+
+  it('long_context "truncate": the context is left-truncated, the step kept whole, truncated is true', async () => {
+    const prompt = [BOS_ID, 5, 6, 7, 8, 9, 10, 11, 12, 13];
+    const step = [14, 15, 16];
+    const { status, body } = await post(service.app, { prompt_ids: prompt, step_ids: step, return_tokens: true, long_context: 'truncate' });
+    expect(status).toBe(200);
     expect(body.truncated).toBe(true);
     expect(body.num_tokens).toBe(3);
     expect(body.usage).toEqual({ prompt_tokens: MAX_LENGTH - step.length, scored_tokens: step.length, cached_tokens: 0, unknown_tokens: 0 });
-    // A bigram reads only the previous token, which truncation keeps: the closed form still holds.
+    // Kept: the last 8 tokens; the step starts at position 5 of them. A bigram reads only the previous token, which truncation keeps: the closed form still holds.
+    expect([body.min_context, body.context_truncated, body.partial]).toEqual([5, true, false]);
     const expected = ratios([...prompt, ...step], prompt.length);
     body.tokens.forEach((t: any, k: number) => expect(Math.abs(t.log_ratio - expected[k])).toBeLessThan(1e-5));
+  });
+
+  it('a step longer than max_length: window mode scores all of it across windows; truncate mode its last L − 2 after BOS, partial', async () => {
+    const prompt = [BOS_ID];
+    const step = [5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16];
+    const all = ratios([...prompt, ...step], 1);
+    const windowed = await post(service.app, { prompt_ids: prompt, step_ids: step, return_tokens: true });
+    expect(windowed.status).toBe(200);
+    expect(windowed.body.num_tokens).toBe(step.length);
+    expect([windowed.body.partial, windowed.body.truncated]).toEqual([false, false]);
+    // Its first token sees only the BOS: min_context 1, and the later windows cut the context.
+    expect([windowed.body.min_context, windowed.body.context_truncated]).toEqual([1, true]);
+    windowed.body.tokens.forEach((t: any, k: number) => expect(Math.abs(t.log_ratio - all[k])).toBeLessThan(1e-5));
+    const sum = all.reduce((a, b) => a + b, 0);
+    expect(Math.abs(windowed.body.log_ratio - sum)).toBeLessThan(1e-5);
+
+    const cut = await post(service.app, { prompt_ids: prompt, step_ids: step, return_tokens: true, long_context: 'truncate' });
+    expect(cut.status).toBe(200);
+    // After the pinned BOS: its last L − 2 = 6 tokens, after one token of context.
+    const kept = MAX_LENGTH - 2;
+    expect([cut.body.partial, cut.body.truncated, cut.body.num_tokens]).toEqual([true, true, kept]);
+    expect(cut.body.tokens.map((t: any) => t.id)).toEqual(step.slice(-kept));
+    expect([cut.body.min_context, cut.body.context_truncated]).toEqual([2, true]);
+    cut.body.tokens.forEach((t: any, k: number) => expect(Math.abs(t.log_ratio - all[all.length - kept + k])).toBeLessThan(1e-5));
   });
 
   it('truncate: false → 422 input_too_long; a step that cannot fit → 422 step_too_long', async () => {
     const tooLong = await post(service.app, { prompt_ids: [BOS_ID, 5, 6, 7, 8, 9, 10, 11], step_ids: [14, 15], truncate: false });
     expect(tooLong.status).toBe(422);
     expect(tooLong.body.error.code).toBe('input_too_long');
-    const longStep = await post(service.app, { prompt_ids: [BOS_ID], step_ids: [5, 6, 7, 8, 9, 10, 11, 12] });
+    const longStep = await post(service.app, { prompt_ids: [BOS_ID], step_ids: [5, 6, 7, 8, 9, 10, 11, 12], truncate: false });
     expect(longStep.status).toBe(422);
     expect(longStep.body.error.code).toBe('step_too_long');
   });

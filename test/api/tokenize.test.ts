@@ -80,6 +80,7 @@ beforeAll(async () => {
       { name: 'joint', policy: dirs[0], reference: dirs[1], tokenization: 'joint' },
       { name: 'unset', policy: dirs[0], reference: dirs[1], tokenizer: dirs[2] },
       { name: 'big', policy: dirs[0], reference: dirs[1], tokenizer: dirs[3] },
+      { name: 'short', policy: dirs[0], reference: dirs[1], max_length: 8 },
     ],
   });
   pool = new ScorerPool(config);
@@ -219,6 +220,44 @@ describe('/v1/tokenize returns the ids whose log-probs the scoring routes return
     const bad = await post('/v1/tokenize', { prompt: 'x', candidates: ['y'], step: 'z' });
     expect([bad.status, bad.body.error.code]).toEqual([400, 'unknown_field']);
     expect(bad.body.error.message).toContain('/v1/rank');
+  });
+});
+
+describe('/v1/tokenize shows the windows of a sequence longer than the max length (issue 13)', () => {
+  it('windows of at most 8 tokens, BOS leading each, every scored token in exactly one; scoring runs those rows', async () => {
+    const messages = [
+      { role: 'user', content: 'hello go' },
+      { role: 'assistant', content: 'up down left' },
+      { role: 'user', content: 'go left' },
+      { role: 'assistant', content: 'down right wait up' },
+    ];
+    const tok = (await post('/v1/tokenize', { model: 'short', messages })).body;
+    // BOS + 5 + 7 + 6 + 8 = 27 tokens, L = 8, stride 4.
+    expect(tok.num_tokens).toBe(27);
+    expect(tok.bos_added).toBe(true);
+    expect(tok.windows.length).toBeGreaterThan(3);
+    const scoredByWindows = tok.windows.flatMap((w: any) => w.scored.flatMap(([a, b]: number[]) => Array.from({ length: b - a }, (_, k) => a + k)));
+    const scoredBySpans = tok.spans.flatMap((s: any) => Array.from({ length: s.end - s.start }, (_, k) => s.start + k));
+    expect(scoredByWindows).toEqual(scoredBySpans);
+    for (const w of tok.windows) {
+      expect(1 + w.end - w.start).toBeLessThanOrEqual(8);
+      // Every token it scores is inside it and sees ⌊8/2⌋ tokens (the BOS counted) or all before it.
+      for (const [a, b] of w.scored) {
+        expect(a).toBeGreaterThanOrEqual(w.start);
+        expect(b).toBeLessThanOrEqual(w.end);
+        const seen = w.start === 1 ? a : 1 + a - w.start;
+        expect(seen === a || seen >= 4).toBe(true);
+      }
+    }
+    const traj = (await post('/v1/trajectories/score', { model: 'short', messages, return_tokens: true })).body;
+    expect(traj.windows).toBe(tok.windows.length);
+    expect(traj.usage.prompt_tokens + traj.usage.scored_tokens).toBe(tok.windows.reduce((n: number, w: any) => n + 1 + w.end - w.start, 0));
+    // A bigram reads only the previous token, which every window keeps: the closed form on the full ids.
+    traj.steps.forEach((step: any, k: number) => {
+      const { start, end } = tok.spans[k];
+      const want = bigram(policyTable, tok.ids, start, end);
+      step.tokens.forEach((t: any, i: number) => expect(t.policy_logprob).toBeCloseTo(want[i], 5));
+    });
   });
 });
 

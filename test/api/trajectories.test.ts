@@ -98,32 +98,70 @@ describe('POST /v1/trajectories/score', () => {
     expect(traj.body.steps[1].advantage).toBeCloseTo(second.body.advantage, 5);
   });
 
-  it('left-truncates a long trajectory: early steps fall off, flagged and scored 0, later ones unchanged', async () => {
+  it('a trajectory that fits gives identical numbers in both long_context modes (1e-6)', async () => {
+    for (const episode of EPISODES.slice(0, 5)) {
+      const window = await post('/v1/trajectories/score', { messages: episode.messages, baselines: true });
+      const truncate = await post('/v1/trajectories/score', { messages: episode.messages, baselines: true, long_context: 'truncate' });
+      expect([window.status, truncate.status]).toEqual([200, 200]);
+      expect([window.body.windows, window.body.truncated_tokens]).toEqual([1, 0]);
+      window.body.steps.forEach((s: any, i: number) => {
+        const t = truncate.body.steps[i];
+        expect(Math.abs(s.advantage - t.advantage)).toBeLessThan(1e-6);
+        expect(Math.abs(s.cumulative - t.cumulative)).toBeLessThan(1e-6);
+        expect([s.min_context, s.context_truncated, s.partial]).toEqual([t.min_context, false, false]);
+      });
+      for (const key of Object.keys(window.body.aggregates)) expect(Math.abs(window.body.aggregates[key] - truncate.body.aggregates[key])).toBeLessThan(1e-6);
+      for (const key of Object.keys(window.body.baselines)) expect(Math.abs(window.body.baselines[key] - truncate.body.baselines[key])).toBeLessThan(1e-6);
+    }
+  });
+
+  it('a trajectory longer than max_length: truncate mode drops the first step (null, never 0); window mode scores every step', async () => {
     const episode = EPISODES.find((e) => e.n_actions >= 5)!;
     const full = await post('/v1/trajectories/score', { messages: episode.messages });
     const pieces = plainIds(episode.messages);
     const total = 1 + pieces.flat().length;
+    const maxLength = total - pieces[0].length - 1;
     const config = validateConfig({
       ...defaultConfig(),
       threads: 1,
       log_level: 'silent',
       // Room for everything but the user message and a little more: the first step falls off.
-      scorers: [{ name: 'short', policy: POLICY, reference: REFERENCE, max_length: total - pieces[0].length - 1 }],
+      scorers: [{ name: 'short', policy: POLICY, reference: REFERENCE, max_length: maxLength }],
     });
-    const short = new ScorerPool(config);
+    const batchRows: number[] = [];
+    const short = new ScorerPool(config, () => ({ batchStarted: (report) => batchRows.push(report.rows) }));
     await short.load();
     try {
       const scorer = short.get('short');
       const { scoreTrajectories } = await import('../../src/pipeline/trajectory.js');
-      const [cut] = await scoreTrajectories(scorer, [{ messages: episode.messages }]);
+      const [cut] = await scoreTrajectories(scorer, [{ messages: episode.messages, long_context: 'truncate' }]);
       expect(cut.truncated_tokens).toBeGreaterThan(0);
-      expect(cut.steps[0].truncated).toBe(true);
-      expect(cut.steps[0].advantage).toBe(0);
+      expect(cut.steps[0]).toMatchObject({ truncated: true, advantage: null, log_ratio: null, cumulative: null, num_tokens: 0, min_context: null });
       const last = cut.steps.length - 1;
       // The final steps still see all but the oldest context; their scores stay finite and are not flagged.
       expect(cut.steps[last].truncated).toBe(false);
+      expect(cut.steps[last].context_truncated).toBe(true);
       expect(Number.isFinite(cut.steps[last].advantage)).toBe(true);
       expect(full.body.steps).toHaveLength(cut.steps.length);
+      // Aggregates are over the scored steps only: the sum of their advantages.
+      const kept = cut.steps.filter((s) => s.advantage !== null).map((s) => s.advantage!);
+      expect(cut.aggregates.sum).toBeCloseTo(kept.reduce((a, b) => a + b, 0), 12);
+
+      batchRows.length = 0;
+      const [windowed] = await scoreTrajectories(scorer, [{ messages: episode.messages }]);
+      expect(windowed.windows).toBeGreaterThan(1);
+      // Its windows are ordinary rows: they went through the models together, in one batch.
+      expect(Math.max(...batchRows)).toBe(windowed.windows);
+      expect(windowed.truncated_tokens).toBe(0);
+      expect(windowed.steps.every((s) => s.advantage !== null && !s.truncated)).toBe(true);
+      windowed.steps.forEach((s, i) => {
+        const all = full.body.steps[i];
+        expect(s.num_tokens).toBe(all.num_tokens);
+        // A step whose tokens all sit in the first window saw everything before it: the same number as one pass.
+        if (!s.context_truncated) expect(Math.abs(s.advantage! - all.advantage)).toBeLessThan(1e-5);
+        else expect(s.min_context).toBeGreaterThanOrEqual(Math.floor(maxLength / 2));
+      });
+      expect(windowed.steps.some((s) => s.context_truncated)).toBe(true);
       const refused = scoreTrajectories(scorer, [{ messages: episode.messages, truncate: false }]);
       await expect(refused).rejects.toMatchObject({ status: 422, code: 'input_too_long' });
     } finally {
@@ -192,5 +230,21 @@ describe('POST /v1/rank', () => {
       const whole = await post('/v1/trajectories/score', { messages: [user, ...candidates[i]] });
       expect(res.body.scores[i]).toBeCloseTo(whole.body.aggregates.mean, 5);
     }
+  });
+
+  it('long_context "truncate": a candidate none of whose steps was scored has a null score, ranks last and is never best', async () => {
+    const [user] = EPISODES[0].messages;
+    // Candidate 1's only step is followed by a user message longer than the model: the cut leaves nothing of the step.
+    const flood = { role: 'user', content: 'up '.repeat(500) };
+    const candidates = [[{ role: 'assistant', content: 'up' }], [{ role: 'assistant', content: 'down' }, flood], [{ role: 'assistant', content: 'left' }]];
+    const res = await post('/v1/rank', { messages: [user], candidates, long_context: 'truncate' });
+    expect(res.status).toBe(200);
+    expect(res.body.scores[1]).toBeNull();
+    expect(res.body.candidates[1].steps[0]).toMatchObject({ advantage: null, truncated: true });
+    expect(res.body.order[2]).toBe(1);
+    expect(res.body.best).not.toBe(1);
+    expect(res.body.scores[res.body.best]).toBe(Math.max(res.body.scores[0], res.body.scores[2]));
+    const alone = await post('/v1/rank', { messages: [user], candidates: [candidates[1]], long_context: 'truncate' });
+    expect([alone.body.best, alone.body.scores, alone.body.order]).toEqual([null, [null], [0]]);
   });
 });

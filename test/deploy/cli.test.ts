@@ -102,9 +102,12 @@ describe('pa-server serve', () => {
       const all = lines();
       const fallback = all.filter((l) => /falling back to CPU/.test(l.msg));
       if (provider === 'cpu') {
-        expect(fallback.map((l) => [l.level, l.role, l.device, l.provider]).sort()).toEqual([
-          [40, 'policy', 'auto', 'cpu'],
-          [40, 'reference', 'auto', 'cpu'],
+        // one line per session of each embedded scorer (default and exact)
+        expect(fallback.map((l) => [l.level, l.scorer, l.role, l.device, l.provider]).sort()).toEqual([
+          [40, 'default', 'policy', 'auto', 'cpu'],
+          [40, 'default', 'reference', 'auto', 'cpu'],
+          [40, 'exact', 'policy', 'auto', 'cpu'],
+          [40, 'exact', 'reference', 'auto', 'cpu'],
         ]);
       } else {
         expect(fallback).toEqual([]);

@@ -26,8 +26,8 @@ export interface PositionStats {
 
 type Meta = { name: string; type: string; shape: (number | string)[] };
 
-/** Raw logits of one unpadded sequence: all-ones mask, positions 0..n−1, empty past. */
-export async function rawLogits(onnxFile: string, ids: number[]): Promise<{ rows: Float64Array[]; vocab: number }> {
+/** The unmodified model's raw logits tensor over one unpadded row: all-ones mask, positions 0..n−1, empty past. */
+async function runRaw(onnxFile: string, ids: number[]): Promise<ort.Tensor> {
   const externalData = fs
     .readdirSync(path.dirname(onnxFile))
     .filter((f) => /\.onnx[._]data$/.test(f))
@@ -50,19 +50,25 @@ export async function rawLogits(onnxFile: string, ids: number[]): Promise<{ rows
   }
   const out = await session.run(feeds);
   await session.release();
-  const logits = out.logits;
+  return out.logits;
+}
+
+/** Row t of a [1, S, V] logits tensor in float64. */
+function logitsRow(logits: ort.Tensor, t: number): Float64Array {
   const vocab = logits.dims[2];
   const data = logits.data as Float32Array | Uint16Array;
-  const rows: Float64Array[] = [];
-  for (let t = 0; t < n; t++) {
-    const row = new Float64Array(vocab);
-    for (let v = 0; v < vocab; v++) {
-      const x = data[t * vocab + v];
-      row[v] = logits.type === 'float16' ? halfToFloat(x) : x;
-    }
-    rows.push(row);
+  const row = new Float64Array(vocab);
+  for (let v = 0; v < vocab; v++) {
+    const x = data[t * vocab + v];
+    row[v] = logits.type === 'float16' ? halfToFloat(x) : x;
   }
-  return { rows, vocab };
+  return row;
+}
+
+/** Raw logits of one unpadded sequence: all-ones mask, positions 0..n−1, empty past. */
+export async function rawLogits(onnxFile: string, ids: number[]): Promise<{ rows: Float64Array[]; vocab: number }> {
+  const logits = await runRaw(onnxFile, ids);
+  return { rows: ids.map((_, t) => logitsRow(logits, t)), vocab: logits.dims[2] };
 }
 
 /** log Σ exp(row), in float64, shifted by the max so nothing overflows. */
@@ -97,4 +103,17 @@ export function statsOfRow(row: Float64Array, target: number): PositionStats {
 export async function referenceStats(onnxFile: string, ids: number[], positions: number[]): Promise<PositionStats[]> {
   const { rows } = await rawLogits(onnxFile, ids);
   return positions.map((t) => statsOfRow(rows[t], ids[t + 1]));
+}
+
+/**
+ * log p(ids[t+1] | ids[..t]) at the given positions only, from the unmodified model's raw logits
+ * over one unpadded row: for long rows at large vocabularies, where converting every logits row
+ * (rawLogits) would hold S × V float64s.
+ */
+export async function logprobsAt(onnxFile: string, ids: number[], positions: number[]): Promise<number[]> {
+  const logits = await runRaw(onnxFile, ids);
+  return positions.map((t) => {
+    const row = logitsRow(logits, t);
+    return row[ids[t + 1]] - logsumexp(row);
+  });
 }

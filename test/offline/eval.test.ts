@@ -143,7 +143,8 @@ describe('fa', () => {
   it('step accuracy, MAE in steps and agent accuracy over failed trajectories with a labelled step', () => {
     // a1, a3, b2 count; c1 has no label; c2's label is not a step.
     expect(r.trajectories).toBe(3);
-    expect(r.excluded).toEqual({ label_not_a_step: 1, no_scored_steps: 0 });
+    expect(r.excluded).toEqual({ label_not_a_step: 1 });
+    expect([r.scored_labels, r.unscored_labels, r.no_scored_steps]).toEqual([3, 0, 0]);
     expect(r.with_agent_label).toBe(2);
     // min_cumulative: a1 cums .5, −.5, −.3 → step 3 ✓; a3 cums −.2, −.1, −.6, −.3 → step 5 ✗ (2 off);
     // b2 (first step truncated, not blamed) cums −.3, −.4 → step 5 ✓.
@@ -165,6 +166,119 @@ describe('fa', () => {
     expect(r.methods.random.step_accuracy.estimate).toBeCloseTo(13 / 36, 12);
     expect(r.methods.random.mae.estimate).toBeCloseTo(8 / 9, 12);
     expect(r.methods.random.agent_accuracy!.estimate).toBeCloseTo(5 / 12, 12);
+  });
+});
+
+/**
+ * Unscored trajectories and steps (null scores, as `pa-server score` writes them when nothing of a
+ * trajectory or a step was scored): eval treats them as missing, never as numbers.
+ *
+ *   group P: p1 success (unscored), p2 fail pa_sum 1, p3 success pa_sum 0.5
+ *   group Q: q1 success (unscored), q2 fail (unscored)        → no pick: Q takes no part
+ *   group R: r1 fail pa_sum 0.2, r2 success pa_sum 3
+ */
+describe('null scores are missing, not numbers', () => {
+  const nulls = { mean: null, sum: null, min: null, max: null, last: null, bottom10: null };
+  const noBaselines = { mean_logprob: null, neg_entropy: null, self_certainty: null, deepconf: null, deepconf_tail: null, deepconf_bottom10: null };
+  const unscoredStep = (index: number) => ({ index, role: 'assistant', advantage: null, truncated: true, baselines: null });
+  const scored = (id: string, group: string, success: boolean, sum: number) => ({
+    ...line(id, group, { success }, sum, sum, sum, [step(1, sum, { confidence: sum })]),
+  });
+  const unscored = (id: string, group: string, success: boolean) => ({
+    id,
+    group,
+    format: 'messages',
+    labels: { success },
+    beta: 1,
+    aggregates: nulls,
+    baselines: noBaselines,
+    steps: [unscoredStep(1)],
+  });
+  const BON = path.join(tmp, 'nulls-bon.jsonl');
+  fs.writeFileSync(
+    BON,
+    [
+      unscored('p1', 'P', true),
+      scored('p2', 'P', false, 1),
+      scored('p3', 'P', true, 0.5),
+      unscored('q1', 'Q', true),
+      unscored('q2', 'Q', false),
+      scored('r1', 'R', false, 0.2),
+      scored('r2', 'R', true, 3),
+    ]
+      .map((l) => JSON.stringify(l))
+      .join('\n') + '\n',
+  );
+
+  it('bon never picks an unscored trajectory; a group with none scored takes no part; counts per method', () => {
+    const r = evaluate(readScores(BON), { task: 'bon', resamples: 100 }) as BonReport;
+    // P picks p2 (fail), R picks r2 (success), Q has no pick: 1/2 (ranking nulls as −∞ would pick q1 and say 2/3).
+    expect(r.methods.pa_sum.estimate).toBeCloseTo(1 / 2, 12);
+    expect(r.methods.mean_logprob.estimate).toBeCloseTo(1 / 2, 12);
+    expect(r.unscored.pa_sum).toBe(3);
+    expect(r.unscored.deepconf_tail).toBe(3);
+    // Mean-of-N and pass@N are about the trajectories, not a method: all 7 count.
+    expect(r.mean_of_n.estimate).toBeCloseTo((2 / 3 + 1 / 2 + 1 / 2) / 3, 12);
+  });
+
+  it('uq leaves unscored trajectories out of AUROC and counts them', () => {
+    const r = evaluate(readScores(BON), { task: 'uq', resamples: 100 }) as UqReport;
+    // Scored: successes 0.5, 3 against failures 1, 0.2 → pairs won: 0.5>0.2, 3>1, 3>0.2 → 3/4.
+    expect(r.methods.pa_sum.auroc.estimate).toBeCloseTo(3 / 4, 12);
+    expect(r.unscored.pa_sum).toBe(3);
+    const out = new PassThrough();
+    let printed = '';
+    out.on('data', (d) => (printed += d));
+    expect(runEvalCommand({ scores: BON, task: 'uq', resamples: 20 }, out, new PassThrough())).toBe(0);
+    expect(printed).toMatch(/unscored/);
+    expect(printed).toMatch(/pa_sum\s+0\.750 \[[^\n]*\s3$/m);
+  });
+
+  /**
+   *   f1: label step 3 unscored (steps 1, 3 null; 5 −1)         → blamed 5: a miss, and not over scored labels
+   *   f2: label 1, advantages −2, 1 (cums −2, −1)              → 1 ✓
+   *   f3: label 1, no step scored                               → nothing blamed: a miss over all failures
+   *   f4: label 3, advantages .5, −1, −.2 (cums .5, −.5, −.7)   → 5 ✗ (one step off)
+   */
+  const FA = path.join(tmp, 'nulls-fa.jsonl');
+  const faLine = (id: string, mistake: number, steps: object[]) => ({
+    id,
+    group: id,
+    format: 'who_and_when',
+    labels: { success: false, mistake_step: mistake },
+    beta: 1,
+    aggregates: nulls,
+    steps,
+  });
+  fs.writeFileSync(
+    FA,
+    [
+      faLine('f1', 3, [unscoredStep(1), unscoredStep(3), step(5, -1)]),
+      faLine('f2', 1, [step(1, -2), step(3, 1)]),
+      faLine('f3', 1, [unscoredStep(1), unscoredStep(3)]),
+      faLine('f4', 3, [step(1, 0.5), step(3, -1), step(5, -0.2)]),
+    ]
+      .map((l) => JSON.stringify(l))
+      .join('\n') + '\n',
+  );
+
+  it('fa counts unscored labelled steps and gives accuracy over scored labels and over all failures', () => {
+    const r = evaluate(readScores(FA), { task: 'fa', resamples: 100 }) as FaReport;
+    expect(r.trajectories).toBe(4);
+    expect([r.scored_labels, r.unscored_labels, r.no_scored_steps]).toEqual([2, 2, 1]);
+    const mc = r.methods.pa_min_cumulative;
+    expect(mc.step_accuracy.estimate).toBeCloseTo(1 / 2, 12);
+    expect(mc.step_accuracy_all.estimate).toBeCloseTo(1 / 4, 12);
+    expect(mc.mae.estimate).toBeCloseTo(1 / 2, 12);
+    // random: f2 1/2, f4 1/3 over scored labels; over all, f1 and f3 add two zeros.
+    expect(r.methods.random.step_accuracy.estimate).toBeCloseTo(5 / 12, 12);
+    expect(r.methods.random.step_accuracy_all.estimate).toBeCloseTo(5 / 24, 12);
+    const out = new PassThrough();
+    let printed = '';
+    out.on('data', (d) => (printed += d));
+    expect(runEvalCommand({ scores: FA, task: 'fa', resamples: 20 }, out, new PassThrough())).toBe(0);
+    expect(printed).toMatch(/labelled step scored in 2, not scored in 2 \(1 with no scored step at all\)/);
+    expect(printed).toMatch(/pa_min_cumulative\s+0\.500 \[[^\]]*\]\s+0\.250 \[/);
   });
 });
 

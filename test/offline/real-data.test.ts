@@ -6,8 +6,10 @@
  * Llama tokenizer shipped beside it (32000 tokens, the model's vocabulary).
  *
  * The expected number of steps is counted here from the raw records. The scorer's max_length is
- * 1024 so that most of these long logs are left-truncated: steps that fall off the left edge
- * must still be listed, flagged, and score exactly 0. Batches are one row (max_batch_tokens
+ * 1024 and long_context is "truncate" so that most of these long logs are left-truncated: steps
+ * that fall off the left edge must still be listed, flagged, and be null (never a number); a last
+ * step longer than max_length is scored on its last 1022 tokens (after the BOS), flagged partial.
+ * (Window mode on the same logs: long-context.test.ts.) Batches are one row (max_batch_tokens
  * 1024): the scoring head's vocabulary-wide intermediates grow with scored tokens × 32000.
  */
 import fs from 'node:fs';
@@ -60,7 +62,7 @@ function readLines(file: string): any[] {
 async function scoreAll(input: string, format: TrajectoryFormat) {
   const trajectories = readTrajectoryFile(input, format);
   const output = path.join(tmp, `${format}.jsonl`);
-  const summary = await scoreFile(scorer, trajectories, { format, output, concurrency: 4 });
+  const summary = await scoreFile(scorer, trajectories, { format, output, concurrency: 4, request: { long_context: 'truncate' } });
   return { trajectories, summary, lines: readLines(output) };
 }
 
@@ -70,14 +72,21 @@ function checkLines(lines: any[], expectedSteps: number[]) {
   lines.forEach((line, k) => {
     expect(line.steps).toHaveLength(expectedSteps[k]);
     expect(line.num_tokens).toBeLessThanOrEqual(MAX_LENGTH);
-    for (const s of line.steps) {
-      if (s.truncated) expect([s.advantage, s.num_tokens]).toEqual([0, 0]);
+    line.steps.forEach((s: any, i: number) => {
+      if (s.truncated && !s.partial) expect([s.advantage, s.log_ratio, s.num_tokens, s.min_context]).toEqual([null, null, 0, null]);
       else expect(Number.isFinite(s.advantage)).toBe(true);
-    }
+      // A partial last step kept its last max_length − 2 tokens (after the BOS and one token of context).
+      if (s.partial && i === line.steps.length - 1) expect(s.num_tokens).toBe(MAX_LENGTH - 2);
+      if (s.partial) expect(s.num_tokens).toBeGreaterThan(0);
+    });
+    // No aggregate over zero tokens is a number: with no scored step, every aggregate is null.
+    const scored = line.steps.filter((s: any) => s.advantage !== null);
+    for (const v of Object.values(line.aggregates)) expect(scored.length === 0 ? v === null : Number.isFinite(v)).toBe(true);
+    if (scored.length > 0) expect(line.aggregates.sum).toBeCloseTo(scored.reduce((a: number, s: any) => a + s.advantage, 0), 9);
     // Left truncation keeps the most recent tokens: once a step survives, every later one does
     // (a last step longer than max_length leaves none).
-    const firstKept = line.steps.findIndex((s: any) => !s.truncated);
-    if (firstKept >= 0) expect(line.steps.slice(firstKept).every((s: any) => !s.truncated)).toBe(true);
+    const firstKept = line.steps.findIndex((s: any) => !s.truncated || s.partial);
+    if (firstKept >= 0) expect(line.steps.slice(firstKept + 1).every((s: any) => !s.truncated)).toBe(true);
     if (line.truncated_tokens === 0) expect(line.steps.every((s: any) => !s.truncated)).toBe(true);
   });
   // Some logs are long enough to be truncated; the scored steps see different models.
@@ -87,7 +96,7 @@ function checkLines(lines: any[], expectedSteps: number[]) {
 
 describeIf(HAVE_SHARED)('pa-server score on the real data sets with the tiny Llama', () => {
   // The JS tokenizer takes tens of seconds on the 50 long logs (the Llama tokenizer has no pre-tokenizer: each message is one BPE word).
-  it('all 50 Who&When cases: every entry with content is a step, but a Hand-Crafted log\'s opening human question', { timeout: 240_000 }, async () => {
+  it('all 50 Who&When cases: every entry with content is a step, but a Hand-Crafted log\'s opening human question', { timeout: 600_000 }, async () => {
     const { summary, trajectories, lines } = await scoreAll(path.join(DATA, 'who-and-when'), 'who_and_when');
     expect(summary).toMatchObject({ total: 50, scored: 50, failed: 0 });
     const expected = trajectories.map(({ id }) => {
@@ -96,12 +105,16 @@ describeIf(HAVE_SHARED)('pa-server score on the real data sets with the tiny Lla
       return raw.history.filter((h: any, k: number) => h.content !== '' && !(k === 0 && h.role === 'human')).length;
     });
     checkLines(lines, expected);
+    // The long last messages (Hand-Crafted 1: 2,164 tokens) are scored partly instead of leaving the whole case unscored.
+    const case1 = lines.find((l) => l.id === 'Hand-Crafted/1');
+    expect(case1.steps.at(-1)).toMatchObject({ partial: true, num_tokens: MAX_LENGTH - 2, context_truncated: true });
+    expect(lines.filter((l) => l.steps.some((s: any) => s.partial)).length).toBeGreaterThanOrEqual(5);
     // Who spoke each step, as the data names it.
     for (const line of lines.slice(0, 35)) expect(line.steps.every((s: any) => typeof s.name === 'string')).toBe(true);
     expect(lines.every((l) => l.labels.success === false && typeof l.labels.mistake_step === 'number')).toBe(true);
   });
 
-  it('all 20 τ-bench trajectories: every assistant message (tool calls included) is a step', async () => {
+  it('all 20 τ-bench trajectories: every assistant message (tool calls included) is a step', { timeout: 600_000 }, async () => {
     const file = path.join(DATA, 'tau-bench', 'gpt-4o-airline.trial0.tasks0-19.json');
     const { summary, lines } = await scoreAll(file, 'tau_bench');
     expect(summary).toMatchObject({ total: 20, scored: 20, failed: 0 });
@@ -113,7 +126,7 @@ describeIf(HAVE_SHARED)('pa-server score on the real data sets with the tiny Lla
     expect(lines.map((l) => l.labels.success)).toEqual(raw.map((r: any) => r.reward === 1));
   });
 
-  it('all 50 AgentProcessBench trajectories: the labelled assistant steps', async () => {
+  it('all 50 AgentProcessBench trajectories: the labelled assistant steps', { timeout: 600_000 }, async () => {
     const file = path.join(DATA, 'agentprocessbench', 'hotpotqa.first50.jsonl');
     const { summary, lines } = await scoreAll(file, 'agentprocessbench');
     expect(summary).toMatchObject({ total: 50, scored: 50, failed: 0 });

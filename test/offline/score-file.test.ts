@@ -78,13 +78,17 @@ describe('scoreFile', () => {
     const input = writeJsonl('six.jsonl', records);
     const output = path.join(tmp, 'six.out.jsonl');
     const summary = await scoreFile(scorer, readTrajectoryFile(input, 'messages'), { format: 'messages', output, concurrency: 4 });
-    expect(summary).toEqual({ total: 7, skipped: 0, scored: 6, failed: 1, remaining: 0 });
+    const { cost, ...counts } = summary;
+    expect(counts).toEqual({ total: 7, skipped: 0, scored: 6, failed: 1, remaining: 0 });
     const lines = readLines(output);
     expect(lines.map((l) => l.id)).toEqual(records.map((r) => r.id));
     const direct = await scoreTrajectories(
       scorer,
       EPISODES.map((e) => ({ messages: e.messages })),
     );
+    // The run's cost: these episodes fit, so each is one row of its own tokens.
+    const tokens = direct.reduce((n, r) => n + r.num_tokens, 0);
+    expect(cost).toEqual({ sequence_tokens: tokens, forward_tokens: tokens, windows: 6 });
     const scored = lines.filter((l) => !l.error);
     scored.forEach((line, k) => {
       const e = EPISODES[k];
@@ -110,12 +114,12 @@ describe('scoreFile', () => {
     expect(fs.readFileSync(output, 'utf8')).toBe(firstTwo);
 
     const summary = await scoreFile(scorer, readTrajectoryFile(input, 'messages'), { format: 'messages', output, concurrency: 3 });
-    expect(summary).toEqual({ total: 7, skipped: 2, scored: 4, failed: 1, remaining: 0 });
+    expect({ ...summary, cost: undefined }).toEqual({ total: 7, skipped: 2, scored: 4, failed: 1, remaining: 0, cost: undefined });
     expectClose(readLines(output), readLines(full));
 
     // Again: every scored id is done; only the refused one is tried (and refused) again.
     const again = await scoreFile(scorer, readTrajectoryFile(input, 'messages'), { format: 'messages', output });
-    expect(again).toEqual({ total: 7, skipped: 6, scored: 0, failed: 1, remaining: 0 });
+    expect(again).toEqual({ total: 7, skipped: 6, scored: 0, failed: 1, remaining: 0, cost: { sequence_tokens: 0, forward_tokens: 0, windows: 0 } });
     const lines = readLines(output);
     expect(lines).toHaveLength(8);
     expect(lines[7].id).toBe('no-steps');
@@ -127,7 +131,7 @@ describe('scoreFile', () => {
     const stop = { requested: false };
     const progress = { start() {}, update: (done: number) => void (done >= 2 && (stop.requested = true)), stop() {} };
     const summary = await scoreFile(scorer, readTrajectoryFile(input, 'messages'), { format: 'messages', output, concurrency: 1, progress, stop });
-    expect(summary).toEqual({ total: 6, skipped: 0, scored: 2, failed: 0, remaining: 4 });
+    expect({ ...summary, cost: undefined }).toEqual({ total: 6, skipped: 0, scored: 2, failed: 0, remaining: 4, cost: undefined });
     expect(readLines(output).map((l) => l.id)).toEqual(EPISODES.slice(0, 2).map((e) => e.id));
   });
 

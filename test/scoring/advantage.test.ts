@@ -12,8 +12,8 @@ describe('aggregateTokens', () => {
     expect(aggregateTokens(v, 'last')).toBe(-0.75);
   });
 
-  it('gives 0 for an empty (truncated) step under every aggregator', () => {
-    for (const how of TOKEN_AGGREGATES) expect(aggregateTokens([], how)).toBe(0);
+  it('gives null, never 0, for an empty (truncated) step under every aggregator', () => {
+    for (const how of TOKEN_AGGREGATES) expect(aggregateTokens([], how)).toBeNull();
   });
 
   it('sums without losing small terms next to large ones (compensated)', () => {
@@ -54,7 +54,7 @@ describe('stepAdvantage', () => {
       fc.property(pair, fc.constantFrom('sum' as const, 'mean' as const), ([p, q], how) => {
         const a = stepAdvantage(p, q, { beta: 1, tokenAggregate: how, mode: 'ratio' }).logRatio;
         const b = stepAdvantage(p, q, { beta: 1, tokenAggregate: how, mode: 'separate' }).logRatio;
-        expect(Math.abs(a - b)).toBeLessThan(1e-9 * (1 + Math.abs(a)));
+        expect(Math.abs(a! - b!)).toBeLessThan(1e-9 * (1 + Math.abs(a!)));
       }),
     );
   });
@@ -62,6 +62,6 @@ describe('stepAdvantage', () => {
   it('scales linearly in beta, so rankings never depend on it', () => {
     const a = stepAdvantage(policy, reference, { beta: 1, tokenAggregate: 'sum', mode: 'ratio' }).advantage;
     const b = stepAdvantage(policy, reference, { beta: 0.25, tokenAggregate: 'sum', mode: 'ratio' }).advantage;
-    expect(b).toBeCloseTo(a * 0.25, 14);
+    expect(b).toBeCloseTo(a! * 0.25, 14);
   });
 });

@@ -26,11 +26,11 @@ describe('confidence baselines', () => {
     );
     // Self-certainty of the uniform distribution is KL(U‖U) = 0.
     const scPeaked = -Math.log(V) - (Math.log(0.7) + 3 * Math.log(0.1)) / 4;
-    expect(b.self_certainty).toBeCloseTo((0 + scPeaked) / 2, 12);
-    expect(b.mean_logprob).toBeCloseTo((Math.log(0.25) + Math.log(0.7)) / 2, 12);
-    expect(b.neg_entropy).toBeCloseTo(-(Math.log(4) + -(0.7 * Math.log(0.7) + 3 * 0.1 * Math.log(0.1))) / 2, 12);
+    expect(b!.self_certainty).toBeCloseTo((0 + scPeaked) / 2, 12);
+    expect(b!.mean_logprob).toBeCloseTo((Math.log(0.25) + Math.log(0.7)) / 2, 12);
+    expect(b!.neg_entropy).toBeCloseTo(-(Math.log(4) + -(0.7 * Math.log(0.7) + 3 * 0.1 * Math.log(0.1))) / 2, 12);
     // k = 20 > V: top-k is the whole vocabulary, so C = −mean log p.
-    expect(b.deepconf).toBeCloseTo(-(u.meanLogprob + peaked.meanLogprob) / 2, 12);
+    expect(b!.deepconf).toBeCloseTo(-(u.meanLogprob + peaked.meanLogprob) / 2, 12);
   });
 
   it('the peaked distribution is more confident under every baseline', () => {
@@ -41,7 +41,7 @@ describe('confidence baselines', () => {
     const flat = one([0.25, 0.25, 0.25, 0.25]);
     const sharp = one([0.85, 0.05, 0.05, 0.05]);
     for (const key of ['mean_logprob', 'neg_entropy', 'self_certainty', 'deepconf'] as const) {
-      expect(sharp[key], key).toBeGreaterThan(flat[key]);
+      expect(sharp![key], key).toBeGreaterThan(flat![key]);
     }
   });
 
@@ -51,5 +51,23 @@ describe('confidence baselines', () => {
     expect(t.mean_logprob).toBeCloseTo((1 + 8 + 2) / 4, 14);
     expect(t.deepconf_tail).toBe(2);
     expect(t.deepconf_bottom10).toBe(1);
+  });
+
+  it('a step with no scored token has null baselines and takes no part; none scored gives nulls', () => {
+    const none = { policy: [], entropy: [], meanLogprob: [], topkMeanLogprob: [] };
+    expect(stepBaselines(none, 4)).toBeNull();
+    const s = (x: number) => ({ mean_logprob: x, neg_entropy: x, self_certainty: x, deepconf: x });
+    // (1·1 + 2·2) / 3; the tail is the last scored step, not the unscored one after it.
+    const t = trajectoryBaselines([s(1), null, s(2), null], [1, 0, 2, 0]);
+    expect(t.mean_logprob).toBeCloseTo(5 / 3, 14);
+    expect(t.deepconf_tail).toBe(2);
+    expect(trajectoryBaselines([null, null], [0, 0])).toEqual({
+      mean_logprob: null,
+      neg_entropy: null,
+      self_certainty: null,
+      deepconf: null,
+      deepconf_tail: null,
+      deepconf_bottom10: null,
+    });
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { aggregateSteps, allStepAggregates, attributeFailure, bottomFractionMean, cumulativeSums } from '../../src/scoring/index.js';
+import { aggregateSteps, allStepAggregates, attributeFailure, bottomFractionMean, cumulativeOverScored, cumulativeSums } from '../../src/scoring/index.js';
 
 describe('step aggregates', () => {
   it('bottom10 is the mean of the lowest ceil(10%) steps, at least one', () => {
@@ -12,11 +12,20 @@ describe('step aggregates', () => {
 
   it('returns every aggregate of a trajectory', () => {
     expect(allStepAggregates([1, -3, 2])).toEqual({ mean: 0, sum: 0, min: -3, max: 2, last: 2, bottom10: -3 });
-    expect(aggregateSteps([], 'bottom10')).toBe(0);
+  });
+
+  it('over no scored step every aggregate is null, never 0', () => {
+    expect(allStepAggregates([])).toEqual({ mean: null, sum: null, min: null, max: null, last: null, bottom10: null });
+    expect(aggregateSteps([], 'bottom10')).toBeNull();
   });
 
   it('cumulative sums are running totals', () => {
     expect(Array.from(cumulativeSums([1, -3, 2, 0.5]))).toEqual([1, -2, 0, 0.5]);
+  });
+
+  it('running sums over scored steps: null until the first scored step, then unscored steps add nothing', () => {
+    expect(cumulativeOverScored([null, null, 1, null, -3])).toEqual([null, null, 1, 1, -2]);
+    expect(cumulativeOverScored([null, null])).toEqual([null, null]);
   });
 });
 

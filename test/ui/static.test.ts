@@ -100,6 +100,20 @@ describe('GET /ui', () => {
     }
   });
 
+  it('the exact pair’s examples are unchanged lines of bench/data/gridworld-exact-eval*.jsonl, with their A* and the `exact` scorer', () => {
+    const lines = ['gridworld-exact-eval.jsonl', 'gridworld-exact-eval-reference.jsonl'].flatMap((f) =>
+      fs.readFileSync(path.join(PACKAGE_ROOT, 'bench', 'data', f), 'utf8').trim().split('\n').map((l) => JSON.parse(l)),
+    );
+    const entries = JSON.parse(fs.readFileSync(path.join(UI_DIR, 'examples', 'index.json'), 'utf8')) as Array<{ id: string; file: string; model?: string }>;
+    const exact = entries.filter((e) => e.model === 'exact');
+    expect(exact.length).toBeGreaterThanOrEqual(2);
+    for (const entry of exact) {
+      const episode = JSON.parse(fs.readFileSync(path.join(UI_DIR, 'examples', entry.file), 'utf8'));
+      expect(lines.some((l) => l.sampler === episode.sampler && l.id === episode.id && JSON.stringify(l) === JSON.stringify(episode))).toBe(true);
+      expect(episode.a_star).toHaveLength(episode.n_actions);
+    }
+  });
+
   it.each([
     '/ui/../package.json',
     '/ui/..%2fpackage.json',

@@ -42,6 +42,7 @@ const EXAMPLES = path.join(PACKAGE_ROOT, 'src', 'ui', 'examples');
 const OUTPUT = path.join(PACKAGE_ROOT, 'test-output');
 const WHO_AND_WHEN = JSON.parse(fs.readFileSync(path.join(EXAMPLES, 'who-and-when-algorithm-generated-34.json'), 'utf8'));
 const GRIDWORLD_FAILED = JSON.parse(fs.readFileSync(path.join(EXAMPLES, 'gridworld-map002-ep7.json'), 'utf8'));
+const EXACT_INDEX = JSON.parse(fs.readFileSync(path.join(EXAMPLES, 'index.json'), 'utf8')).find((e: any) => e.model === 'exact');
 
 let app: App;
 let pool: ScorerPool;
@@ -215,7 +216,7 @@ describe.skipIf(!RUN)('trajectory viewer in Chromium', () => {
     await page.close();
   });
 
-  it('τ-bench: an uploaded file of twenty runs offers a record picker; the picked run is scored', { timeout: 120_000 }, async () => {
+  it('τ-bench: an uploaded file of twenty runs offers a record picker; the picked run is scored in windows, then cut from the left', { timeout: 400_000 }, async () => {
     const { page, pageErrors } = await openViewer();
     const runs = JSON.parse(fs.readFileSync(TAU_BENCH_FILE, 'utf8')) as any[];
     await page.setInputFiles('#file-input', TAU_BENCH_FILE);
@@ -225,17 +226,36 @@ describe.skipIf(!RUN)('trajectory viewer in Chromium', () => {
     await page.selectOption('#record-select', '3');
     await page.selectOption('#model-select', 'tiny-llama');
     await page.click('#score-button');
-    await page.locator('.step-card.attributed').waitFor();
+    // Run 3 is scored in several windows, twice (scores and attribution): allow a busy machine time.
+    await page.locator('.step-card.attributed').waitFor({ timeout: 120_000 });
     const scored = await api('/v1/trajectories/score', { format: 'tau_bench', data: runs[3], model: 'tiny-llama' });
     const attribution = await api('/v1/attribute', { format: 'tau_bench', data: runs[3], model: 'tiny-llama' });
     expect(scored.status).toBe(200);
     expect(await cardValues(page)).toEqual(scored.body.steps.map((s: any) => s.advantage));
     expect(await page.locator('.step-card.attributed').getAttribute('data-index')).toBe(String(attribution.body.step));
-    // Run 3 (62 messages) is longer than the tiny Llama's 2048 positions: early steps fall off and say so.
-    const truncated = scored.body.steps.filter((s: any) => s.truncated).length;
-    expect(truncated).toBeGreaterThan(0);
-    expect(truncated).toBeLessThan(scored.body.steps.length);
-    expect(await page.locator('.step-card .truncated-badge').count()).toBe(truncated);
+    // Run 3 (62 messages) is longer than the tiny Llama's 2048 positions. In windows (the default)
+    // every step is scored; those whose tokens saw less than all before them say so.
+    expect(scored.body.windows).toBeGreaterThan(1);
+    const cut = scored.body.steps.filter((s: any) => s.context_truncated).length;
+    expect(cut).toBeGreaterThan(0);
+    expect(await page.locator('.step-card .truncated-badge').count()).toBe(0);
+    expect(await page.locator('.step-card .context-badge').count()).toBe(cut);
+
+    // Cut from the left instead: early steps fall off, are shown "not scored" and draw no number.
+    await page.selectOption('#long-context-select', 'truncate');
+    await page.click('#score-button');
+    await page.locator('.step-card .truncated-badge').first().waitFor({ timeout: 120_000 });
+    const truncatedScore = await api('/v1/trajectories/score', { format: 'tau_bench', data: runs[3], model: 'tiny-llama', long_context: 'truncate' });
+    const unscored = truncatedScore.body.steps.filter((s: any) => s.advantage === null).length;
+    expect(unscored).toBeGreaterThan(0);
+    expect(unscored).toBeLessThan(truncatedScore.body.steps.length);
+    expect(await page.locator('.step-card .truncated-badge').count()).toBe(unscored);
+    expect(await page.locator('.step-card.not-scored').count()).toBe(unscored);
+    const shown = await cardValues(page);
+    truncatedScore.body.steps.forEach((s: any, i: number) => (s.advantage === null ? expect(shown[i]).toBeNaN() : expect(shown[i]).toBe(s.advantage)));
+    expect(await page.locator('.step-card.not-scored .step-value').first().textContent()).toBe('advantage: not scored');
+    // The chart draws a point for each scored step only.
+    expect(await page.locator('.chart-point').count()).toBe(truncatedScore.body.steps.length - unscored);
     expect(pageErrors).toEqual([]);
     await page.close();
   });
@@ -266,6 +286,31 @@ describe.skipIf(!RUN)('trajectory viewer in Chromium', () => {
     await page.keyboard.press('Tab');
     expect(await page.evaluate(() => document.activeElement?.id)).toBe('score-button');
     await page.screenshot({ path: path.join(OUTPUT, 'viewer-phone-gridworld.png'), fullPage: true });
+    expect(pageErrors).toEqual([]);
+    await page.close();
+  });
+
+  it('exact pair: its example picks the `exact` scorer and each card shows the record’s true A* beside the served advantage', { timeout: 120_000 }, async () => {
+    expect(EXACT_INDEX, 'src/ui/examples/index.json lists an example for the exact pair').toBeDefined();
+    const record = JSON.parse(fs.readFileSync(path.join(EXAMPLES, EXACT_INDEX.file), 'utf8'));
+    const { page, pageErrors } = await openViewer();
+    await page.selectOption('#example-select', EXACT_INDEX.id);
+    await expect.poll(() => page.locator('#status').textContent()).toContain('Loaded example');
+    expect(await page.locator('#model-select').inputValue()).toBe('exact');
+    await page.click('#score-button');
+    await page.locator('#results').waitFor({ state: 'visible' });
+    await page.locator('.step-card.attributed').waitFor();
+    const scored = await api('/v1/trajectories/score', { format: 'messages', data: record, model: 'exact' });
+    expect(scored.status).toBe(200);
+    expect(await cardValues(page)).toEqual(scored.body.steps.map((s: any) => s.advantage));
+    const shown = await page.locator('.step-card .step-true-advantage').evaluateAll((spans) => spans.map((s) => Number((s as HTMLElement).dataset.value)));
+    expect(shown).toEqual(record.a_star);
+    expect(await page.locator('.step-card').first().textContent()).toContain('true A*');
+    expect(await page.locator('#summary').textContent()).toContain('true optimal advantage A*');
+    // A record without a_star (the default pair's episodes) shows none.
+    await pickExampleAndScore(page, 'gridworld-map002-ep7', 'default');
+    await expect.poll(() => page.locator('.step-true-advantage').count()).toBe(0);
+    expect(await page.locator('.step-card').count()).toBe(GRIDWORLD_FAILED.n_actions);
     expect(pageErrors).toEqual([]);
     await page.close();
   });

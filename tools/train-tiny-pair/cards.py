@@ -168,7 +168,21 @@ def bench_readme(s):
         "floor cells changes the shortest-safe-path distance by exactly one, so a good action is exactly one "
         "that steps one cell closer to the goal along a shortest safe path. A slip can put the agent into a "
         "pit after a good action: such a failure has no bad action.\n"
-    )
+    ) + _exact_section()
+
+
+def _exact_section():
+    """The exact pair's files (distill.py), from its committed summary when there is one."""
+    import json
+    import os
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results-exact", "summary.json")
+    if not os.path.exists(path):
+        return ""
+    from cards_exact import bench_section
+
+    with open(path) as f:
+        return bench_section(json.load(f))
 
 
 if __name__ == "__main__":
