@@ -244,10 +244,11 @@ export function weaveRoutes(app: FastifyInstance, ctx: RouteContext): void {
       const rank: RankRequest = { messages: parts.context, candidates: [parts.turn], beta: settings.beta, token_aggregate: settings.token_aggregate };
       const { sequences, scores } = await runScoring(request, reply, ctx, scorer, () => compileRank(rank, scorer).map((c) => c.sequence));
       const scored = rankResult(rank, sequences, scores, scorer).candidates[0];
-      const kept = scored.steps.filter((s) => !s.truncated);
-      if (kept.length === 0) throw unprocessable('output_truncated', 'the output does not fit in the model\'s max length; nothing of it could be scored');
+      // Steps the model's max length left unscored are null, never 0: the rating is of the scored ones.
+      const kept = scored.steps.filter((s) => s.advantage !== null && s.log_ratio !== null);
       const advantage = scored.advantage;
-      const logRatio = kept.reduce((a, s) => a + s.log_ratio, 0);
+      if (kept.length === 0 || advantage === null) throw unprocessable('output_truncated', 'the output does not fit in the model\'s max length; nothing of it could be scored');
+      const logRatio = kept.reduce((a, s) => a + s.log_ratio!, 0);
       const tokens = kept.reduce((a, s) => a + s.num_tokens, 0);
       const value = rating(advantage, settings.scale);
       const what = `progress advantage A = ${advantage.toPrecision(6)} (log π/π_ref = ${logRatio.toPrecision(6)} over ${tokens} tokens of ${kept.length} assistant message${kept.length === 1 ? '' : 's'}, scorer "${scorer.name}")`;
