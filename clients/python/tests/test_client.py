@@ -154,7 +154,9 @@ def test_tokenize(client, server):
 
 def test_models_and_ready(client):
     models = client.models()
-    assert [m.id for m in models] == ["default"] and models[0].vocab_size > 0
+    ids = [m.id for m in models]
+    assert "default" in ids and all(m.vocab_size > 0 and m.max_length > 0 for m in models)
+    assert ids == [m["id"] for m in client.request("GET", "/v1/models")["data"]]
     assert client.ready()
     client.wait_ready(timeout=5)
 
