@@ -73,7 +73,7 @@ describe('npm run bench -- --quick', () => {
 
     const summary = read('summary');
     expect(summary.ratios).toHaveLength(10);
-    expect(summary.benches).toEqual(['limit', 'paper', 'service', 'trajectory', 'memory', 'levers']);
+    expect(summary.benches).toEqual(['limit', 'paper', 'service', 'trajectory', 'memory', 'levers', 'prefix']);
   });
 
   it.skipIf(!torchInstalled)('runs the paper pattern in PyTorch on the same weights as the engine', { timeout: 300_000 }, () => {
