@@ -9,17 +9,20 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { apiKeyAuth, requiresApiKey } from './api/auth.js';
+import { completionsRoutes } from './api/completions.js';
 import { errorHandling } from './api/errors.js';
 import { infoRoutes } from './api/info.js';
 import { jsonBodyParser } from './api/json-body.js';
 import { healthRoutes } from './api/health.js';
 import { modelRoutes } from './api/models.js';
+import { openrlhfRoutes } from './api/openrlhf.js';
 import { ErrorBody } from './api/schemas.js';
 import { scoreRoutes } from './api/score.js';
 import { SESSION_HEADER, sessionHeaderSchema, sessionIds } from './api/session.js';
 import { tokenizeRoutes } from './api/tokenize.js';
 import { trajectoryRoutes } from './api/trajectories.js';
 import { uiRoutes } from './api/ui.js';
+import { weaveRoutes } from './api/weave.js';
 import type { RouteContext } from './api/context.js';
 import { PACKAGE_ROOT, type Config } from './config.js';
 import { ServiceError } from './errors.js';
@@ -58,6 +61,7 @@ function openapiOptions() {
       },
       tags: [
         { name: 'score', description: 'Scoring' },
+        { name: 'protocols', description: 'Other frameworks\' protocols over the same scoring (OpenRLHF, W&B Weave, OpenAI-style log-probs)' },
         { name: 'info', description: 'Scorers and limits' },
         { name: 'ops', description: 'Health and readiness' },
       ],
@@ -177,6 +181,9 @@ export function buildApp(config: Config, pool: ScorerPool, options: AppOptions =
     tokenizeRoutes(scoped, ctx);
     modelRoutes(scoped, ctx);
     infoRoutes(scoped, ctx);
+    openrlhfRoutes(scoped, ctx);
+    weaveRoutes(scoped, ctx);
+    completionsRoutes(scoped, ctx);
   });
 
   app.register(async (scoped) => {

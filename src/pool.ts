@@ -6,6 +6,7 @@ import type { Config, ScorerConfig } from './config.js';
 import { ServiceError } from './errors.js';
 import { resolveModelDir, type ModelDir } from './engine/model-dir.js';
 import { ScorerEngine, type EngineObserver } from './engine/scorer.js';
+import { closeTopKEngines } from './engine/topk-engine.js';
 import { loadTokenizer, type TextTokenizer } from './text/tokenizer.js';
 import type { TokenizationProfile } from './text/pieces.js';
 
@@ -153,6 +154,6 @@ export class ScorerPool {
     const all = this.list();
     this.scorers.clear();
     if (this.state !== 'failed') this.state = 'closed';
-    await Promise.all(all.map((s) => s.engine.close()));
+    await Promise.all(all.map(async (s) => Promise.all([closeTopKEngines(s.engine), s.engine.close()])));
   }
 }

@@ -27,6 +27,9 @@ export interface HeadOutputs {
   entropy?: Float32Array;
   meanLogprob?: Float32Array;
   topkMean?: Float32Array;
+  /** Top-K head variant (topk-head.ts): [scored, K] row-major log-probs, descending, and their ids. */
+  topkValues?: Float32Array;
+  topkIndices?: Float32Array;
 }
 
 /** One row of a batch, before padding: the ids and which next-token positions to score. */

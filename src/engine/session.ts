@@ -20,11 +20,14 @@ import {
   type HeadInfo,
 } from './scoring-head.js';
 import { mergeIntoReference, type MergeInfo, type ReferenceMerge } from './merge.js';
+import { TOPK_OUTPUTS, addTopKHead } from './topk-head.js';
 
 export interface SessionSpec {
   onnxFile: string;
   /** Emit the policy's distribution stats as well as the target log-probs. */
   stats: boolean;
+  /** The top-K head variant instead (topk-head.ts): target log-probs plus each position's K largest log-probs and ids. */
+  topK?: number;
   device: string;
   intraOpThreads: number;
   /** Tokens per prefix-cache block; absent or 0: no cache in this session's worker. */
@@ -145,7 +148,8 @@ export class ScoringSession {
     if (kvBase) feedAttentionBias(model, kvBase.tensors[0].type === 'float16' ? 10 : 1);
     let head: HeadInfo;
     try {
-      head = addScoringHead(model, file, { stats: spec.stats, keepOutputs: kvBase ? kvBase.tensors.map((t) => t.present) : [] });
+      const keepOutputs = kvBase ? kvBase.tensors.map((t) => t.present) : [];
+      head = spec.topK ? addTopKHead(model, file, spec.topK, keepOutputs) : addScoringHead(model, file, { stats: spec.stats, keepOutputs });
     } catch (err) {
       throw new ModelLoadError((err as Error).message);
     }
@@ -276,6 +280,7 @@ export class ScoringSession {
     for (const meta of this.inputs) feeds[meta.name] = this.feedFor(meta, batch, options)!;
     // Only what is needed is fetched: presents only when blocks of them will be kept.
     const fetches = [...this.headOutputs];
+    if (this.session.outputNames.includes(TOPK_OUTPUTS.values)) fetches.push(TOPK_OUTPUTS.values, TOPK_OUTPUTS.indices);
     if (options.presents) fetches.push(...this.presentNames);
     const out = await this.session.run(feeds, fetches);
     const read = (name: string) => {
@@ -283,11 +288,14 @@ export class ScoringSession {
       // The stats branch switched off answers [0, 1] tensors: no statistics, not zeros.
       return t && t.dims[0] !== 0 ? Float32Array.from(t.data as Float32Array) : undefined;
     };
+    const indices = out[TOPK_OUTPUTS.indices];
     const outputs: HeadOutputs = {
       logprob: read(HEAD_OUTPUTS.logprob)!,
       entropy: read(HEAD_OUTPUTS.entropy),
       meanLogprob: read(HEAD_OUTPUTS.meanLogprob),
       topkMean: read(HEAD_OUTPUTS.topkMean),
+      // Token ids < 2^24 are exact in float32 (the largest vocabularies are ~2^18).
+      ...(indices ? { topkValues: read(TOPK_OUTPUTS.values), topkIndices: Float32Array.from(indices.data as BigInt64Array, Number) } : {}),
     };
     if (!options.presents) return { outputs };
     const presents: RunResult['presents'] = {};
