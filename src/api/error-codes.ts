@@ -69,6 +69,7 @@ export const ERROR_CODES: readonly ErrorCode[] = [
   { code: 'prompt_not_prefix', status: 422, note: '`/get_reward`: a prompt that does not start its query' },
   { code: 'no_output', status: 422, note: '`/v1/weave/score`: a call without output' },
   { code: 'output_truncated', status: 422, note: '`/v1/weave/score`: nothing of the output fits' },
+  { code: 'not_scored', status: 422, note: 'offline `sweep` output lines only: the policy pass has no log-probs for that trajectory' },
   { code: 'empty_prompt', status: 422, note: '`/v1/completions`' },
   { code: 'overloaded', status: 429, note: 'with `Retry-After`' },
   { code: 'client_closed_request', status: 499, note: 'the client went away; logged, never seen by it' },
