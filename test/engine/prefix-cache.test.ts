@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { describeIf, needShared } from '../helpers/shared.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveModelDir } from '../../src/engine/model-dir.js';
 import { BLOCK_TOKENS, ScorerEngine } from '../../src/engine/scorer.js';
@@ -16,6 +17,7 @@ import { perturbModel, seededRandom } from '../helpers/onnx-fixtures.js';
 const REAL = path.resolve(__dirname, '../../../shared/real/models');
 const LLAMA = path.join(REAL, 'tiny-random-LlamaForCausalLM-fp16');
 const GPT2 = path.join(REAL, 'tiny-random-gpt2-fp32');
+const HAVE_SHARED = needShared(import.meta.url, [LLAMA, GPT2]);
 
 const batching = { maxBatchTokens: 2048, maxBatchRows: 16, maxQueue: 1000, maxWaitMs: 0, maxInflight: 2 };
 
@@ -86,7 +88,7 @@ for (const [label, dir, lo, hi, tolerance] of [
   ['tiny-random-gpt2-fp32 (stacked past_i → present_i)', GPT2, 3, 1000, 1e-4],
   ['tiny-random-LlamaForCausalLM-fp16 (MultiHeadAttention, fp16 KV)', LLAMA, 3, 32000, 5e-4],
 ] as const) {
-  describe(label, () => {
+  describeIf(HAVE_SHARED)(label, () => {
     const onnxFile = resolveModelDir(dir).onnxFile;
     const seqs = sharingSequences(11, lo, hi);
     let off: ScorerEngine;
@@ -134,7 +136,7 @@ for (const [label, dir, lo, hi, tolerance] of [
   });
 }
 
-describe('the cache never crosses model files or outlives its worker', () => {
+describeIf(HAVE_SHARED)('the cache never crosses model files or outlives its worker', () => {
   const onnxFile = resolveModelDir(GPT2).onnxFile;
   const seqs = sharingSequences(5, 3, 1000).slice(0, 22);
   let tmp: string;
