@@ -22,6 +22,7 @@ import { scoreTrajectories, type TrajectoryRequest } from '../pipeline/trajector
 import { ScorerPool, type Scorer } from '../pool.js';
 import { readTrajectoryFile, TrajectoryFileError, type FileTrajectory, type TrajectoryFormat } from '../text/adapters.js';
 import { formatShard, inShard, type Shard } from './shard.js';
+import { stopOnInterrupt } from './interrupt.js';
 
 /** The per-trajectory options of POST /v1/trajectories/score that apply to a whole file. */
 export type ScoreRequestOptions = Pick<
@@ -279,13 +280,7 @@ export async function runScoreCommand(config: Config, args: ScoreCommandArgs, st
   if (pending < trajectories.length) say(`resuming: ${trajectories.length - pending} already in ${args.output}, ${pending} to score`);
 
   const pool = new ScorerPool(config);
-  const stop = { requested: false };
-  const onSignal = () => {
-    if (stop.requested) process.exit(130);
-    stop.requested = true;
-    say('stopping after the trajectories in flight (Ctrl-C again to quit now); rerun to resume');
-  };
-  process.on('SIGINT', onSignal);
+  const { stop, release } = stopOnInterrupt(say);
   try {
     try {
       await pool.load();
@@ -325,7 +320,7 @@ export async function runScoreCommand(config: Config, args: ScoreCommandArgs, st
     say(`scoring stopped: ${(err as Error).message}; the lines written so far are kept and a rerun resumes`);
     return 1;
   } finally {
-    process.off('SIGINT', onSignal);
+    release();
     await pool.close();
   }
 }

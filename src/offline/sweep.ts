@@ -33,6 +33,7 @@ import { loadTokenizer } from '../text/tokenizer.js';
 import { EVAL_TASKS, EvalInputError, evaluate, readScores, type EvalReport, type EvalTask } from './eval.js';
 import { completedIds, OutputFileError, requestFor, type ScoreRequestOptions } from './score-file.js';
 import { sweepChart } from './sweep-chart.js';
+import { stopOnInterrupt } from './interrupt.js';
 
 export class SweepError extends Error {}
 
@@ -292,13 +293,7 @@ async function sweep(config: Config, args: SweepArgs, stdout: NodeJS.WritableStr
     ...(merge ? { merge: { ...merge, policyOnnx: policyDir.onnxFile } } : {}),
   });
   const chunk = Math.max(1, Math.min(args.chunk ?? 32, config.max_queue));
-  const stop = { requested: false };
-  const onSignal = () => {
-    if (stop.requested) process.exit(130);
-    stop.requested = true;
-    say('stopping after the trajectories in flight (Ctrl-C again to quit now); rerun to resume');
-  };
-  process.on('SIGINT', onSignal);
+  const { stop, release } = stopOnInterrupt(say);
   try {
     // 1. The policy, once.
     const policyFile = file('policy.jsonl');
@@ -416,6 +411,6 @@ async function sweep(config: Config, args: SweepArgs, stdout: NodeJS.WritableStr
     say(`wrote ${file(`${base}.json`)}, ${file(`${base}.md`)} and ${file(`${base}.svg`)}`);
     return 0;
   } finally {
-    process.off('SIGINT', onSignal);
+    release();
   }
 }
