@@ -23,6 +23,7 @@ import { readTrajectoryFile } from '../../src/text/adapters.js';
 import { perturbModel } from '../helpers/onnx-fixtures.js';
 import { logprobsAt } from '../helpers/reference-logprobs.js';
 import { DATA, DIRS } from '../text/real-files.js';
+import { windowStart } from '../helpers/window-rule.js';
 
 const HAVE_REAL = fs.existsSync(path.join(DIRS.llama, 'model.onnx')) && fs.existsSync(path.join(DATA, 'who-and-when'));
 if (!HAVE_REAL) {
@@ -55,15 +56,6 @@ afterAll(async () => {
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-/** The window rule of the issue, by search: start p + w·⌈L/2⌉, the first that holds t and gives it ⌊L/2⌋ tokens or all. */
-function windowStart(t: number, L: number, p: number): number {
-  for (let a = p; a <= t; a += Math.ceil(L / 2)) {
-    if (t >= a + L - p) continue;
-    const seen = p + (t - a);
-    if (seen >= Math.floor(L / 2) || seen === t) return a;
-  }
-  throw new Error(`no window for token ${t}`);
-}
 
 describe.skipIf(!HAVE_REAL)('long_context "window" on the real Who&When logs with the tiny Llama (L = 2,048)', () => {
   it('all 50 cases: every step with a token has a non-null advantage; the run cost is printed', { timeout: 1_200_000 }, async () => {

@@ -21,6 +21,7 @@ import { gridworldEpisodes, GRIDWORLD_POLICY, GRIDWORLD_REFERENCE } from '../hel
 import { perturbModel } from '../helpers/onnx-fixtures.js';
 import { logprobsAt } from '../helpers/reference-logprobs.js';
 import { DIRS } from '../text/real-files.js';
+import { windowStart } from '../helpers/window-rule.js';
 
 const GPT2_ONNX = path.join(DIRS.tinyGpt2, 'past.onnx');
 const HAVE_GPT2 = fs.existsSync(GPT2_ONNX);
@@ -47,15 +48,6 @@ afterAll(async () => {
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-/** The window rule of the issue, by search: start p + w·⌈L/2⌉, the first that holds t and gives it ⌊L/2⌋ tokens or all. */
-function windowStart(t: number, L: number, p: number): number {
-  for (let a = p; a <= t; a += Math.ceil(L / 2)) {
-    if (t >= a + L - p) continue;
-    const seen = p + (t - a);
-    if (seen >= Math.floor(L / 2) || seen === t) return a;
-  }
-  throw new Error(`no window for token ${t}`);
-}
 
 /** Scores `request` in window mode and compares every scored token with the raw models over its window. */
 async function compareWithRawModels(scorer: Scorer, request: TrajectoryRequest, onnx: { policy: string; reference: string }) {
