@@ -14,7 +14,7 @@ import { buildApp } from '../src/app.js';
 import { defaultConfig, PACKAGE_ROOT, validateConfig } from '../src/config.js';
 import { Metrics } from '../src/metrics.js';
 import { ScorerPool } from '../src/pool.js';
-import { payloadOf, ROUTES } from '../test/reliability/fuzz-bodies.js';
+import { payloadOf, ROUTES, verdict } from '../test/reliability/fuzz-bodies.js';
 
 const arg = (name: string) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -24,21 +24,6 @@ const RUNS = Number(arg('runs') ?? 10_000);
 const SEED = arg('seed') !== undefined ? Number(arg('seed')) : Date.now() % 2 ** 31;
 const HANG_MS = 15_000;
 
-function verdict(status: number, raw: string): string | null {
-  // A 504 deadline_exceeded is the client's own timeout_ms (fuzzed down to 1 ms) answered, not a fault.
-  if (status === 504 && /"code":"deadline_exceeded"/.test(raw)) return null;
-  if (status >= 500) return `status ${status}: ${raw.slice(0, 300)}`;
-  let body: any;
-  try {
-    body = JSON.parse(raw);
-  } catch {
-    return `status ${status} with a non-JSON body: ${raw.slice(0, 200)}`;
-  }
-  if (status >= 400) return typeof body?.error?.code === 'string' && body.error.code.length > 0 ? null : `status ${status} without error.code`;
-  if (status !== 200) return `unexpected status ${status}`;
-  if (/"(advantage|log_ratio)":null/.test(raw)) return `a non-finite score serialized as null: ${raw.slice(0, 300)}`;
-  return null;
-}
 
 const config = validateConfig({
   ...defaultConfig(),

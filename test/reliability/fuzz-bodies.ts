@@ -172,3 +172,20 @@ export function payloadOf(route: Route): fc.Arbitrary<string> {
     { weight: 1, arbitrary: fc.constantFrom('NaN', '{"beta":NaN}', '{"beta":1e999,"prompt":"up","step":"up"}', '[]', 'null', '{}', '{"items":[]}', '[[[[[[[[', '"\\ud800"') },
   );
 }
+
+/** Why an answer is unacceptable, or null. Shared by test/reliability/fuzz.test.ts and bench/fuzz-long.ts. */
+export function verdict(status: number, raw: string): string | null {
+  // A 504 deadline_exceeded is the client's own timeout_ms (fuzzed down to 1 ms) answered, not a fault.
+  if (status === 504 && /"code":"deadline_exceeded"/.test(raw)) return null;
+  if (status >= 500) return `status ${status}: ${raw.slice(0, 300)}`;
+  let body: any;
+  try {
+    body = JSON.parse(raw);
+  } catch {
+    return `status ${status} with a non-JSON body: ${raw.slice(0, 200)}`;
+  }
+  if (status >= 400) return typeof body?.error?.code === 'string' && body.error.code.length > 0 ? null : `status ${status} without error.code: ${raw.slice(0, 200)}`;
+  if (status !== 200) return `unexpected status ${status}`;
+  if (/"(advantage|log_ratio)":null/.test(raw)) return `a non-finite score serialized as null: ${raw.slice(0, 300)}`;
+  return null;
+}

@@ -12,7 +12,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.js';
 import { defaultPairApp, type DefaultPairApp } from '../helpers/default-pair-app.js';
-import { payloadOf, ROUTES } from './fuzz-bodies.js';
+import { payloadOf, ROUTES, verdict } from './fuzz-bodies.js';
 
 const RUNS_PER_ROUTE = 250;
 const HANG_MS = 15_000;
@@ -27,22 +27,6 @@ beforeAll(async () => {
 });
 afterAll(async () => served?.close());
 
-/** Why an answer is unacceptable, or null. Exported shape shared with bench/fuzz-long.ts. */
-export function verdict(status: number, raw: string): string | null {
-  // A 504 deadline_exceeded is the client's own timeout_ms (fuzzed down to 1 ms) answered, not a fault.
-  if (status === 504 && /"code":"deadline_exceeded"/.test(raw)) return null;
-  if (status >= 500) return `status ${status}: ${raw.slice(0, 300)}`;
-  let body: any;
-  try {
-    body = JSON.parse(raw);
-  } catch {
-    return `status ${status} with a non-JSON body: ${raw.slice(0, 200)}`;
-  }
-  if (status >= 400) return typeof body?.error?.code === 'string' && body.error.code.length > 0 ? null : `status ${status} without error.code: ${raw.slice(0, 200)}`;
-  if (status !== 200) return `unexpected status ${status}`;
-  if (/"(advantage|log_ratio)":null/.test(raw)) return `a non-finite score serialized as null: ${raw.slice(0, 300)}`;
-  return null;
-}
 
 async function answer(url: string, payload: string): Promise<{ status: number; raw: string }> {
   let timer: NodeJS.Timeout | undefined;
