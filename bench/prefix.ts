@@ -47,10 +47,12 @@ interface Shape {
   turns: number;
   action: number;
   repeats: number;
+  /** Repeats of the independent-items workload: its effect is a few percent, so it needs more pairs. */
+  itemRepeats: number;
 }
 
-const FULL: Shape = { loopStart: 200, loopEnd: 2000, step: [20, 60], observation: [20, 60], rankPrompt: 1500, candidate: [20, 60], itemPrompt: [200, 1500], turns: 10, action: 100, repeats: 3 };
-const QUICK: Shape = { loopStart: 20, loopEnd: 200, step: [2, 6], observation: [2, 6], rankPrompt: 150, candidate: [2, 6], itemPrompt: [20, 150], turns: 4, action: 10, repeats: 1 };
+const FULL: Shape = { loopStart: 200, loopEnd: 2000, step: [20, 60], observation: [20, 60], rankPrompt: 1500, candidate: [20, 60], itemPrompt: [200, 1500], turns: 10, action: 100, repeats: 5, itemRepeats: 12 };
+const QUICK: Shape = { loopStart: 20, loopEnd: 200, step: [2, 6], observation: [2, 6], rankPrompt: 150, candidate: [2, 6], itemPrompt: [20, 150], turns: 4, action: 10, repeats: 1, itemRepeats: 1 };
 
 /** The with-past variant of a pair: make_pair.py writes it to {policy,reference}/kv. */
 function withPast(pair: Pair, quick: boolean): Pair {
@@ -112,7 +114,7 @@ function workloads(shape: Shape, pair: Pair): Workloads {
     prompt: pick(shape.rankPrompt).map(vocab.word).join(' '),
     candidates: Array.from({ length: 8 }, () => pick(randInt(next, shape.candidate)).map(vocab.word).join(' ')),
   }));
-  const items = Array.from({ length: shape.repeats }, () =>
+  const items = Array.from({ length: shape.itemRepeats }, () =>
     Array.from({ length: 16 }, () => ({ prompt_ids: randomIds(next, randInt(next, shape.itemPrompt), pair.vocab), step_ids: randomIds(next, randInt(next, shape.step), pair.vocab) })),
   );
   const trajectories = Array.from({ length: shape.repeats }, () =>
@@ -139,14 +141,15 @@ interface Measured {
 const emptyMeasured = (): Measured => ({ loopCallMs: [], loopRatios: [], rankMs: [], rankScores: [], itemsMs: [], itemRatios: [], trajectoryMs: [] });
 
 /**
- * Each repeat of each workload runs on the cache-off server, then at once on the cache-on one:
- * the load of the shared machine drifts over minutes, and back-to-back pairs see the same load.
+ * Each repeat of each workload runs on both servers back to back: the load of the shared machine
+ * drifts over minutes, and back-to-back pairs see the same load. The server that goes first
+ * alternates from repeat to repeat, so that whatever running second costs or gains falls on both.
  */
 async function measure(servers: Record<'off' | 'on', BenchServer>, w: Workloads): Promise<Record<'off' | 'on', Measured>> {
   const out = { off: emptyMeasured(), on: emptyMeasured() };
-  const modes = ['off', 'on'] as const;
-  for (const loop of w.loops) {
-    for (const mode of modes) {
+  const order = (r: number) => (r % 2 === 0 ? (['off', 'on'] as const) : (['on', 'off'] as const));
+  for (const [r, loop] of w.loops.entries()) {
+    for (const mode of order(r)) {
       const ms: number[] = [];
       const ratios: number[] = [];
       for (const call of loop) {
@@ -158,15 +161,15 @@ async function measure(servers: Record<'off' | 'on', BenchServer>, w: Workloads)
       out[mode].loopRatios.push(ratios);
     }
   }
-  for (const rank of w.ranks) {
-    for (const mode of modes) {
+  for (const [r, rank] of w.ranks.entries()) {
+    for (const mode of order(r)) {
       const [body, t] = await timed(() => post(`${servers[mode].url}/v1/rank`, rank));
       out[mode].rankMs.push(t);
       out[mode].rankScores.push(body.scores);
     }
   }
-  for (const items of w.items) {
-    for (const mode of modes) {
+  for (const [r, items] of w.items.entries()) {
+    for (const mode of order(r)) {
       const [body, t] = await timed(() => post(`${servers[mode].url}/v1/score`, { items }));
       out[mode].itemsMs.push(t);
       out[mode].itemRatios.push(body.results.map((x: any) => x.log_ratio));
@@ -266,7 +269,11 @@ export async function runPrefix(ctx: BenchContext): Promise<BenchOutput<PrefixBe
     const pastLayout = await pastLayouts(pair, threads, 3 * shape.repeats, options.quick);
     const { on, off } = runs;
     const perCall = (m: Measured) => Array.from({ length: 20 }, (_, i) => median(m.loopCallMs.map((l) => l[i])));
-    const loopTotal = (m: Measured) => median(m.loopCallMs.map((l) => l.reduce((a, b) => a + b, 0)));
+    const totals = (m: Measured) => m.loopCallMs.map((l) => l.reduce((a, b) => a + b, 0));
+    const loopTotal = (m: Measured) => median(totals(m));
+    // Ratios are the geometric mean of each repeat's off ÷ on: the two runs of a pair ran back to
+    // back, so each pair's ratio sees one machine state (this VM's speed drifts by ±10% in minutes).
+    const paired = (off: number[], on: number[]) => Math.exp(off.reduce((n, t, i) => n + Math.log(t / on[i]), 0) / off.length);
     const onCalls = perCall(on);
     const sequences = w.trajectories[0].map((t) => t.segments);
     const tokens = sequences.reduce((n, s) => n + s.reduce((m, seg) => m + seg.ids.length, 0), 0);
@@ -278,7 +285,7 @@ export async function runPrefix(ctx: BenchContext): Promise<BenchOutput<PrefixBe
         lastContext: w.loops[0][19].prompt_ids.length,
         onMs: loopTotal(on),
         offMs: loopTotal(off),
-        ratio: loopTotal(off) / loopTotal(on),
+        ratio: paired(totals(off), totals(on)),
         // the first two calls against the last two: one call is noisy on a loaded machine
         lastOverFirst: (onCalls[18] + onCalls[19]) / (onCalls[0] + onCalls[1]),
         perCallOnMs: onCalls,
@@ -289,14 +296,14 @@ export async function runPrefix(ctx: BenchContext): Promise<BenchOutput<PrefixBe
         promptTokens: shape.rankPrompt,
         onMs: median(on.rankMs),
         offMs: median(off.rankMs),
-        ratio: median(off.rankMs) / median(on.rankMs),
+        ratio: paired(off.rankMs, on.rankMs),
         maxDiff: Math.max(...on.rankScores.map((s, i) => maxAbsDiff(s, off.rankScores[i]))),
       },
       independent: {
         items: w.items[0].length,
         onMs: median(on.itemsMs),
         offMs: median(off.itemsMs),
-        ratio: median(off.itemsMs) / median(on.itemsMs),
+        ratio: paired(off.itemsMs, on.itemsMs),
         maxDiff: Math.max(...on.itemRatios.map((r, i) => maxAbsDiff(r, off.itemRatios[i]))),
       },
       trajectory: { sequences: sequences.length, tokens, scoredFraction: scored / tokens, serviceMs: median(on.trajectoryMs), rawMs: median(raw), ratio: median(raw) / median(on.trajectoryMs) },
@@ -306,7 +313,7 @@ export async function runPrefix(ctx: BenchContext): Promise<BenchOutput<PrefixBe
   const r = result;
   const tables = [
     table(
-      `prefix cache: --prefix-cache-mb 512 vs 0 (${pair.name}, time ratios off ÷ on)`,
+      `prefix cache: --prefix-cache-mb 512 vs 0 (${pair.name}; ms: medians over repeats; off ÷ on: geometric mean of the repeats' paired ratios)`,
       ['workload', 'cache off ms', 'cache on ms', 'off ÷ on', 'max |Δ| on vs off'],
       [
         [`agent loop: 20 calls, context ${r.agentLoop.firstContext}→${r.agentLoop.lastContext}`, r.agentLoop.offMs, r.agentLoop.onMs, r.agentLoop.ratio, r.agentLoop.maxDiff.toExponential(2)],

@@ -29,8 +29,10 @@ export interface KvPlan {
 export interface BlockStore {
   /** Past feeds for the plan, or null when a block it reads is missing (the run then recomputes everything). */
   gather(plan: KvPlan): Record<string, { data: ArrayBufferView; dims: number[] }> | null;
-  /** Copies the planned blocks out of the run's presents. */
-  keep(presents: Record<string, { data: ArrayBufferView; dims: readonly number[] }>, pastLengths: Int32Array, paddedPast: number, plan: KvPlan): void;
+  /** Copies the planned blocks out of the run's presents, whose first token sits at `presentStart` of the padded layout. */
+  keep(presents: Record<string, { data: ArrayBufferView; dims: readonly number[] }>, pastLengths: Int32Array, paddedPast: number, plan: KvPlan, presentStart?: number): void;
+  /** Hands back the buffers of `gather`'s feeds once the run that read them has finished. */
+  release(feeds: Record<string, { data: ArrayBufferView }> | null | undefined): void;
   evict(hashes: readonly string[]): void;
   clear(): void;
   readonly bytes: number;

@@ -14,7 +14,7 @@
  *   first (a row touches its blocks last-to-first), and never a block the same batch reads or keeps.
  */
 import crypto from 'node:crypto';
-import { bucketLength, packBatch, type BatchRow } from './batch.js';
+import { packBatch, type BatchRow } from './batch.js';
 import type { KvPlan } from './kv-plan.js';
 
 export interface PrefixCacheOptions {
@@ -194,7 +194,9 @@ export class PrefixCache {
       blockTokens: bs,
       batch,
       pastLengths,
-      paddedPast: maxPast === 0 ? 0 : bucketLength(maxPast),
+      // Exact, not bucketed: a past is already a whole number of blocks (few shapes), and padding
+      // it would only add attention over masked keys (bench/RESULTS.md, prefix).
+      paddedPast: maxPast,
       pastBlocks,
       storeRows,
       storeBlocks,

@@ -8,7 +8,7 @@ import path from 'node:path';
 import ort from 'onnxruntime-node';
 import type { EngineBatch, HeadOutputs } from './batch.js';
 import { BIAS_INPUT, attentionBias, feedAttentionBias } from './attention-bias.js';
-import { detectKv, isPastInput, kvLayoutFromPresents, type KvLayout } from './kv.js';
+import { detectKv, isPastInput, kvLayoutFromPresents, newKvArray, pastDims, type KvArray, type KvLayout } from './kv.js';
 import {
   HEAD_INPUTS,
   HEAD_OUTPUTS,
@@ -20,6 +20,7 @@ import {
   type HeadInfo,
 } from './scoring-head.js';
 import { mergeIntoReference, type MergeInfo, type ReferenceMerge } from './merge.js';
+import { sliceNewPresents } from './present-slice.js';
 import { TOPK_OUTPUTS, addTopKHead } from './topk-head.js';
 
 export interface SessionSpec {
@@ -67,7 +68,12 @@ export interface RunOptions {
 
 export interface RunResult {
   outputs: HeadOutputs;
+  /** Keyed by the export's present names; along the sequence they start at `presentStart`. */
   presents?: Record<string, { data: ArrayBufferView; dims: readonly number[] }>;
+  /** Index, in the padded past + new layout, of the presents' first token: the padded past when they hold the new tokens only, else 0. */
+  presentStart?: number;
+  /** Hands the presents' buffers back for reuse: call once their blocks are copied out. */
+  releasePresents?: () => void;
 }
 
 type InputMeta = { name: string; isTensor: boolean; type?: string; shape?: readonly (number | string)[] };
@@ -119,8 +125,12 @@ export class ScoringSession {
     private readonly session: ort.InferenceSession,
     private readonly inputs: InputMeta[],
     readonly info: SessionInfo,
-    private readonly presentNames: readonly string[] = [],
+    private readonly presentOutputs: readonly { present: string; output: string }[] = [],
+    /** The presents come back from the past's end on (the new tokens), not from 0. */
+    private readonly presentsNewOnly = false,
   ) {}
+
+  private readonly presentPool: KvArray[][] = [];
 
   static async load(spec: SessionSpec): Promise<ScoringSession> {
     const file = spec.onnxFile;
@@ -146,9 +156,12 @@ export class ScoringSession {
     );
     // Several new tokens after a past need the bias fed for genai's MultiHeadAttention graphs.
     if (kvBase) feedAttentionBias(model, kvBase.tensors[0].type === 'float16' ? 10 : 1);
+    // The presents come back for the new tokens only (present-slice.ts), where the opset allows.
+    const sliced = kvBase ? sliceNewPresents(model, kvBase.tensors) : null;
+    const presentOutputs = kvBase ? kvBase.tensors.map((t) => ({ present: t.present, output: sliced?.get(t.present) ?? t.present })) : [];
     let head: HeadInfo;
     try {
-      const keepOutputs = kvBase ? kvBase.tensors.map((t) => t.present) : [];
+      const keepOutputs = presentOutputs.map((p) => p.output);
       head = spec.topK ? addTopKHead(model, file, spec.topK, keepOutputs) : addScoringHead(model, file, { stats: spec.stats, keepOutputs });
     } catch (err) {
       throw new ModelLoadError((err as Error).message);
@@ -192,7 +205,7 @@ export class ScoringSession {
         });
         const inputs = (session as unknown as { inputMetadata: InputMeta[] }).inputMetadata;
         const info: SessionInfo = { ...head, file, sha256, inputs: inputs.map((i) => i.name), provider: name, kv: null, ...(merge ? { merge } : {}) };
-        const scoring = new ScoringSession(session, inputs, info, kvBase?.tensors.map((t) => t.present));
+        const scoring = new ScoringSession(session, inputs, info, presentOutputs, sliced !== null);
         scoring.checkInputs();
         if (kvBase) {
           // The probe's presents give the per-token sizes, whatever the graph's dims are named.
@@ -281,8 +294,26 @@ export class ScoringSession {
     // Only what is needed is fetched: presents only when blocks of them will be kept.
     const fetches = [...this.headOutputs];
     if (this.session.outputNames.includes(TOPK_OUTPUTS.values)) fetches.push(TOPK_OUTPUTS.values, TOPK_OUTPUTS.indices);
-    if (options.presents) fetches.push(...this.presentNames);
-    const out = await this.session.run(feeds, fetches);
+    // New-token presents go into reused buffers (ORT writes them in place): a fresh JS array per
+    // run would be faulted in page by page, which was most of what keeping blocks cost.
+    const kv = this.info.kv;
+    const presentBuffers = options.presents && this.presentsNewOnly && kv ? this.takePresentBuffers(kv, batch.rows, batch.seqLen) : null;
+    let out: ort.InferenceSession.ReturnType;
+    if (presentBuffers && kv) {
+      const bound: Record<string, ort.Tensor | null> = Object.fromEntries(fetches.map((name) => [name, null]));
+      kv.tensors.forEach((t, i) => {
+        bound[this.presentOutputs[i].output] = new ort.Tensor(t.type, presentBuffers.views[i] as Float32Array, pastDims(t, batch.rows, batch.seqLen));
+      });
+      try {
+        out = await this.session.run(feeds, bound);
+      } catch (err) {
+        this.presentPool.push(presentBuffers.buffers);
+        throw err;
+      }
+    } else {
+      if (options.presents) fetches.push(...this.presentOutputs.map((p) => p.output));
+      out = await this.session.run(feeds, fetches);
+    }
     const read = (name: string) => {
       const t = out[name];
       // The stats branch switched off answers [0, 1] tensors: no statistics, not zeros.
@@ -299,8 +330,22 @@ export class ScoringSession {
     };
     if (!options.presents) return { outputs };
     const presents: RunResult['presents'] = {};
-    for (const name of this.presentNames) presents[name] = { data: out[name].data as ArrayBufferView, dims: out[name].dims };
-    return { outputs, presents };
+    for (const { present, output } of this.presentOutputs) presents[present] = { data: out[output].data as ArrayBufferView, dims: out[output].dims };
+    const release = presentBuffers
+      ? () => {
+          this.presentPool.push(presentBuffers.buffers);
+          if (this.presentPool.length > 2) this.presentPool.shift();
+        }
+      : undefined;
+    return { outputs, presents, presentStart: this.presentsNewOnly ? (options.past?.padded ?? 0) : 0, ...(release ? { releasePresents: release } : {}) };
+  }
+
+  /** Buffers for one run's new-token presents, from a small pool (a worker may queue several runs). */
+  private takePresentBuffers(kv: KvLayout, rows: number, seqLen: number): { buffers: KvArray[]; views: KvArray[] } {
+    const sizes = kv.tensors.map((t) => t.outer * rows * t.heads * seqLen * t.inner);
+    const i = this.presentPool.findIndex((set) => set.every((b, k) => b.length >= sizes[k]));
+    const buffers = i >= 0 ? this.presentPool.splice(i, 1)[0] : kv.tensors.map((t, k) => newKvArray(t.type, Math.ceil(sizes[k] * 1.25)));
+    return { buffers, views: buffers.map((b, k) => (b.length === sizes[k] ? b : b.subarray(0, sizes[k]))) };
   }
 
   async release(): Promise<void> {

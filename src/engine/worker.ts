@@ -91,20 +91,26 @@ async function main(): Promise<void> {
     let padded = plan.paddedPast;
     if (tensors && kv!.rowsAlone && padded > 0) {
       // GroupQueryAttention: one row per run, its past exactly its own (nothing to pad or mask).
+      store.release(tensors); // the whole batch's gather only proved every block is there
       const outputs = await runRowsAlone(plan, msg.stats, presents);
       store.evict(plan.evict);
       return { outputs, recomputed: false };
     }
     if (tensors) {
       const past = padded > 0 ? { lengths: pastLengths, padded, tensors } : undefined;
-      result = await session.run(plan.batch, { stats: msg.stats, past, presents });
+      try {
+        result = await session.run(plan.batch, { stats: msg.stats, past, presents });
+      } finally {
+        if (past) store.release(tensors);
+      }
     } else {
       result = await session.run(msg.batch, { stats: msg.stats, presents });
       pastLengths = new Int32Array(pastLengths.length);
       padded = 0;
     }
     store.evict(plan.evict);
-    if (result.presents) store.keep(result.presents, pastLengths, padded, plan);
+    if (result.presents) store.keep(result.presents, pastLengths, padded, plan, result.presentStart);
+    result.releasePresents?.();
     return { outputs: result.outputs, recomputed: !tensors };
   };
   const runRowsAlone = async (plan: KvPlan, stats: boolean, presents: boolean): Promise<HeadOutputs> => {
@@ -130,9 +136,15 @@ async function main(): Promise<void> {
       block += n;
       const tensors = p > 0 ? store!.gather(rowPlan)! : undefined;
       const past = tensors ? { lengths: rowPlan.pastLengths, padded: p, tensors } : undefined;
-      const result = await session.run(rowPlan.batch, { stats, past, presents: stores.length > 0 && presents });
-      if (result.presents) store!.keep(result.presents, rowPlan.pastLengths, p, rowPlan);
-      parts.push(result.outputs);
+      let result;
+      try {
+        result = await session.run(rowPlan.batch, { stats, past, presents: stores.length > 0 && presents });
+      } finally {
+        store!.release(tensors);
+      }
+      if (result.presents) store!.keep(result.presents, rowPlan.pastLengths, p, rowPlan, result.presentStart);
+      result.releasePresents?.();
+        parts.push(result.outputs);
       scored.push(rowPlan.batch.scored);
     }
     return joinRows(batch, parts, scored);
