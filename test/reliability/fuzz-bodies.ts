@@ -186,6 +186,27 @@ export function verdict(status: number, raw: string): string | null {
   }
   if (status >= 400) return typeof body?.error?.code === 'string' && body.error.code.length > 0 ? null : `status ${status} without error.code: ${raw.slice(0, 200)}`;
   if (status !== 200) return `unexpected status ${status}`;
-  if (/"(advantage|log_ratio)":null/.test(raw)) return `a non-finite score serialized as null: ${raw.slice(0, 300)}`;
+  // null is how an unscored step is reported (num_tokens 0: cut away in truncate mode); a null
+  // next to scored tokens is a non-finite number that JSON turned into null.
+  const bad = nullScoreWithTokens(body);
+  if (bad) return `a non-finite score serialized as null: ${JSON.stringify(bad).slice(0, 300)}`;
   return null;
+}
+
+function nullScoreWithTokens(value: unknown): unknown {
+  if (Array.isArray(value)) {
+    for (const v of value) {
+      const bad = nullScoreWithTokens(v);
+      if (bad) return bad;
+    }
+    return undefined;
+  }
+  if (value === null || typeof value !== 'object') return undefined;
+  const o = value as Record<string, unknown>;
+  if ((o.advantage === null || o.log_ratio === null) && o.num_tokens !== 0) return o;
+  for (const v of Object.values(o)) {
+    const bad = nullScoreWithTokens(v);
+    if (bad) return bad;
+  }
+  return undefined;
 }
