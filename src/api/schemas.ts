@@ -189,7 +189,8 @@ export const ModelsResponse = Type.Object({
       reference: ModelFile,
       prefix_cache: Type.Object(
         {
-          capacity_bytes: Type.Integer({ description: 'Bound of the scorer\'s prefix KV cache (both roles); 0: off' }),
+          capacity_bytes: Type.Integer({ description: 'Bound of everything the scorer\'s prefix KV cache adds to memory (both roles; --prefix-cache-mb); 0: off' }),
+          block_capacity_bytes: Type.Integer({ description: 'Of the bound, what cached blocks may hold (half: the rest is kept for the past feed of a batch and onnxruntime\'s copy of it)' }),
           bytes: Type.Integer({ description: 'Bytes of KV blocks held now' }),
           block_tokens: Type.Integer({ description: 'Tokens per cached block' }),
         },

@@ -75,14 +75,13 @@ export class HostBlockStore implements BlockStore {
   /**
    * Buffers for past feeds, one per tensor, reused from batch to batch so that a batch does not
    * allocate and fault in a fresh past of up to the cache's size. A worker can have several runs
-   * in flight (ORT runs off the JS thread), so a set is taken for one run and handed back by
-   * `release` after it; at most two sets are kept. Every element of a returned view is written
+   * queued, so a set is taken for one run and handed back by `release` after it; one set is kept. Every element of a returned view is written
    * by gather (blocks, or zeros before a right-aligned past).
    */
   private takeScratch(sizes: readonly number[]): KvArray[] {
     const i = this.scratch.findIndex((set) => set.every((b, ti) => b.length >= sizes[ti]));
     if (i >= 0) return this.scratch.splice(i, 1)[0];
-    return this.layout.tensors.map((t, ti) => newKvArray(t.type, Math.ceil(sizes[ti] * 1.25)));
+    return this.layout.tensors.map((t, ti) => newKvArray(t.type, sizes[ti]));
   }
 
   /** Hands back the buffers of a gather's feeds once the run that read them is over. */
@@ -91,7 +90,7 @@ export class HostBlockStore implements BlockStore {
     const set = this.layout.tensors.map((t) => feeds[t.past]?.data as KvArray | undefined);
     if (set.some((b) => !b)) return;
     this.scratch.push(set.map((b) => new (b!.constructor as new (buffer: ArrayBufferLike) => KvArray)(b!.buffer)));
-    if (this.scratch.length > 2) this.scratch.shift();
+    if (this.scratch.length > 1) this.scratch.shift();
   }
 
   gather(plan: KvPlan): Record<string, { data: KvArray; dims: number[] }> | null {

@@ -34,6 +34,13 @@ export const BLOCK_TOKENS = 16;
 
 /** Past tokens (rows × longest cached prefix) per batch, as a multiple of max_batch_tokens. */
 export const PAST_TOKENS_PER_NEW_TOKEN = 32;
+/**
+ * How a role's share of --prefix-cache-mb is spent, so that everything the cache adds stays
+ * within it (bench/memory.ts measures it): half holds blocks, a quarter the past feed of one
+ * batch, a quarter onnxruntime's concatenation of that past with the new tokens.
+ */
+export const BLOCKS_SHARE = 0.5;
+export const FEED_SHARE = 0.25;
 
 export interface ScoreOptions extends SubmitOptions {
   /** Compute the policy's confidence statistics (entropy, top-k, mean log-prob); default false. */
@@ -151,11 +158,12 @@ export class ScorerEngine {
   }
 
   /**
-   * Past tokens per batch: 32 × max_batch_tokens, and never more than a role's cache holds (the
-   * past feeds are copies of cached blocks, so a batch's past costs at most the cache bound again).
+   * Past tokens per batch: 32 × max_batch_tokens, and at most FEED_SHARE of a role's bound (a
+   * batch's past is fed as a copy of its blocks, and onnxruntime holds its concatenation with the
+   * new tokens while it runs: each costs as much again).
    */
   private defaultPastBudget(): number {
-    const perRole = Object.values(this.caches).map((c) => c.capacityBlocks * c.blockTokens);
+    const perRole = Object.values(this.caches).map((c) => Math.floor((c.capacityBlocks * c.blockTokens * FEED_SHARE) / BLOCKS_SHARE));
     return Math.max(BLOCK_TOKENS, Math.min(PAST_TOKENS_PER_NEW_TOKEN * this.spec.batching.maxBatchTokens, ...perRole));
   }
 
@@ -175,7 +183,7 @@ export class ScorerEngine {
       const cache = new PrefixCache({
         blockTokens: BLOCK_TOKENS,
         bytesPerToken: kvBytes[i],
-        capacityBytes: (mb * 2 ** 20 * kvBytes[i]) / total,
+        capacityBytes: (BLOCKS_SHARE * mb * 2 ** 20 * kvBytes[i]) / total,
         // A merged reference's blocks are its merged weights', not its file's.
         modelSha256: info.merge?.weights_sha256 ?? info.sha256,
       });
@@ -223,10 +231,11 @@ export class ScorerEngine {
   }
 
   /** For /v1/models: the cache's bound and what it holds, both roles together. */
-  prefixCacheInfo(): { capacity_bytes: number; bytes: number; block_tokens: number } {
+  prefixCacheInfo(): { capacity_bytes: number; block_capacity_bytes: number; bytes: number; block_tokens: number } {
     const caches = Object.values(this.caches);
     return {
-      capacity_bytes: caches.reduce((n, c) => n + c.capacityBlocks * c.blockBytes, 0),
+      capacity_bytes: caches.length > 0 ? Math.round((this.spec.prefixCacheMb ?? 0) * 2 ** 20) : 0,
+      block_capacity_bytes: caches.reduce((n, c) => n + c.capacityBlocks * c.blockBytes, 0),
       bytes: caches.reduce((n, c) => n + c.bytes, 0),
       block_tokens: BLOCK_TOKENS,
     };

@@ -334,7 +334,7 @@ export class ScoringSession {
     const release = presentBuffers
       ? () => {
           this.presentPool.push(presentBuffers.buffers);
-          if (this.presentPool.length > 2) this.presentPool.shift();
+          if (this.presentPool.length > 1) this.presentPool.shift();
         }
       : undefined;
     return { outputs, presents, presentStart: this.presentsNewOnly ? (options.past?.padded ?? 0) : 0, ...(release ? { releasePresents: release } : {}) };
@@ -344,7 +344,7 @@ export class ScoringSession {
   private takePresentBuffers(kv: KvLayout, rows: number, seqLen: number): { buffers: KvArray[]; views: KvArray[] } {
     const sizes = kv.tensors.map((t) => t.outer * rows * t.heads * seqLen * t.inner);
     const i = this.presentPool.findIndex((set) => set.every((b, k) => b.length >= sizes[k]));
-    const buffers = i >= 0 ? this.presentPool.splice(i, 1)[0] : kv.tensors.map((t, k) => newKvArray(t.type, Math.ceil(sizes[k] * 1.25)));
+    const buffers = i >= 0 ? this.presentPool.splice(i, 1)[0] : kv.tensors.map((t, k) => newKvArray(t.type, sizes[k]));
     return { buffers, views: buffers.map((b, k) => (b.length === sizes[k] ? b : b.subarray(0, sizes[k]))) };
   }
 

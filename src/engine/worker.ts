@@ -81,8 +81,10 @@ async function main(): Promise<void> {
   const kv = session.info.kv;
   // The cache's blocks live here, next to the session; a worker that dies takes them with it.
   const store = kv && spec.blockTokens ? new HostBlockStore(kv, spec.blockTokens) : null;
+  let epoch = 0;
   const run = async (msg: Extract<WorkerRequest, { type: 'run' }>) => {
     const plan = msg.kv;
+    const planned = epoch;
     if (!plan || !store) return { outputs: (await session.run(msg.batch, { stats: msg.stats })).outputs, recomputed: false };
     const presents = plan.storeHashes.length > 0;
     const tensors = plan.paddedPast > 0 ? store.gather(plan) : {};
@@ -109,11 +111,12 @@ async function main(): Promise<void> {
       padded = 0;
     }
     store.evict(plan.evict);
-    if (result.presents) store.keep(result.presents, pastLengths, padded, plan, result.presentStart);
+    if (result.presents && epoch === planned) store.keep(result.presents, pastLengths, padded, plan, result.presentStart);
     result.releasePresents?.();
     return { outputs: result.outputs, recomputed: !tensors };
   };
   const runRowsAlone = async (plan: KvPlan, stats: boolean, presents: boolean): Promise<HeadOutputs> => {
+    const planned = epoch;
     const parts: HeadOutputs[] = [];
     const scored: number[] = [];
     const { batch } = plan;
@@ -142,26 +145,35 @@ async function main(): Promise<void> {
       } finally {
         store!.release(tensors);
       }
-      if (result.presents) store!.keep(result.presents, rowPlan.pastLengths, p, rowPlan, result.presentStart);
+      if (result.presents && epoch === planned) store!.keep(result.presents, rowPlan.pastLengths, p, rowPlan, result.presentStart);
       result.releasePresents?.();
-        parts.push(result.outputs);
+      parts.push(result.outputs);
       scored.push(rowPlan.batch.scored);
     }
     return joinRows(batch, parts, scored);
   };
+  const handleRun = async (msg: Extract<WorkerRequest, { type: 'run' }>) => {
+    try {
+      const { outputs, recomputed } = await run(msg);
+      port.postMessage(
+        { type: 'result', id: msg.id, outputs, recomputed, cacheBytes: store?.bytes ?? 0 } satisfies WorkerResponse,
+        transferList(outputs),
+      );
+    } catch (err) {
+      port.postMessage({ type: 'error', id: msg.id, message: (err as Error).message } satisfies WorkerResponse);
+    }
+  };
+  // Runs one at a time, in order: ORT runs on this thread anyway, so nothing overlaps that could,
+  // and a queued batch gathers its past only when it starts (one past feed alive, not one per
+  // queued batch: the cache's memory bound counts it).
+  let queue: Promise<void> = Promise.resolve();
   port.on('message', async (msg: WorkerRequest) => {
     if (msg.type === 'run') {
-      try {
-        const { outputs, recomputed } = await run(msg);
-        port.postMessage(
-          { type: 'result', id: msg.id, outputs, recomputed, cacheBytes: store?.bytes ?? 0 } satisfies WorkerResponse,
-          transferList(outputs),
-        );
-      } catch (err) {
-        port.postMessage({ type: 'error', id: msg.id, message: (err as Error).message } satisfies WorkerResponse);
-      }
+      queue = queue.then(() => handleRun(msg));
     } else if (msg.type === 'clear-cache') {
-      // The main thread forgot every block (a failed or recomputed batch): so does the store.
+      // The main thread forgot every block (a failed or recomputed batch): so does the store, and
+      // a batch planned before it keeps nothing (its blocks would be ones the index never counts).
+      epoch++;
       store?.clear();
     } else if (msg.type === 'crash') {
       // Dies of an uncaught exception, between forward passes, as a JS fault would (EngineWorker.kill).
