@@ -317,7 +317,8 @@ export function mergeIntoReference(
     throw new MergeError(`${policyFile}: cannot read (${(err as Error).message})`);
   }
   const graph = reference.graph as GraphProto;
-  const refTensors = graph.initializer as TensorProto[];
+  // Constants the engine's own rewrites added (present-slice.ts; a head's) are not weights.
+  const refTensors = (graph.initializer as TensorProto[]).filter((t) => !/^pa_(new|head)\//.test(t.name));
   if (graph.sparseInitializer.length > 0 || policy.sparseInitializers > 0) throw fail('sparse initializers cannot be merged');
   const nested = subgraphInitializers(graph.node as NodeProto[]);
   if (nested) throw fail(`${nested} in ${referenceFile}; only the main graph's initializers can be merged`);
