@@ -24,13 +24,15 @@ export interface KvPlan {
 
 /**
  * The part of the store a worker exposes to the run: a device-resident store (ORT tensors on
- * the GPU through IO binding) could implement the same four calls; see bench/RESULTS.md (CUDA).
+ * the GPU through IO binding) could implement the same calls; see bench/RESULTS.md (CUDA).
  */
 export interface BlockStore {
   /** Past feeds for the plan, or null when a block it reads is missing (the run then recomputes everything). */
   gather(plan: KvPlan): Record<string, { data: ArrayBufferView; dims: number[] }> | null;
   /** Copies the planned blocks out of the run's presents, whose first token sits at `presentStart` of the padded layout. */
   keep(presents: Record<string, { data: ArrayBufferView; dims: readonly number[] }>, pastLengths: Int32Array, paddedPast: number, plan: KvPlan, presentStart?: number): void;
+  /** Whether every block of `hashes` is held (what gather needs, without assembling anything). */
+  holds(hashes: readonly string[]): boolean;
   /** Hands back the buffers of `gather`'s feeds once the run that read them has finished. */
   release(feeds: Record<string, { data: ArrayBufferView }> | null | undefined): void;
   evict(hashes: readonly string[]): void;

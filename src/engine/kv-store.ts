@@ -10,6 +10,7 @@
  */
 import { newKvArray, pastDims, type KvArray, type KvLayout } from './kv.js';
 import type { BlockStore, KvPlan } from './kv-plan.js';
+import { KvBufferPool } from './kv-pool.js';
 
 /** Bytes of one slab: below glibc's mmap threshold (128 KiB), so slabs come from recycled heap memory instead of fresh pages. */
 const SLAB_BYTES = 64 * 2 ** 10;
@@ -22,7 +23,9 @@ type Block = KvArray | KvArray[];
 
 export class HostBlockStore implements BlockStore {
   private readonly blocks = new Map<string, Block>();
-  private readonly scratch: KvArray[][] = [];
+  /** Past feeds are assembled in reused buffers; every element of a view is written by gather (blocks, or zeros before a right-aligned past). */
+  private readonly feedPool = new KvBufferPool();
+  private readonly lent = new WeakMap<object, KvArray[]>();
   private free: KvArray[] = [];
   private held = 0;
   /** Elements of each tensor's part of a block, and where each part starts in the slot. */
@@ -72,25 +75,16 @@ export class HostBlockStore implements BlockStore {
     return this.blocks.size;
   }
 
-  /**
-   * Buffers for past feeds, one per tensor, reused from batch to batch so that a batch does not
-   * allocate and fault in a fresh past of up to the cache's size. A worker can have several runs
-   * queued, so a set is taken for one run and handed back by `release` after it; one set is kept. Every element of a returned view is written
-   * by gather (blocks, or zeros before a right-aligned past).
-   */
-  private takeScratch(sizes: readonly number[]): KvArray[] {
-    const i = this.scratch.findIndex((set) => set.every((b, ti) => b.length >= sizes[ti]));
-    if (i >= 0) return this.scratch.splice(i, 1)[0];
-    return this.layout.tensors.map((t, ti) => newKvArray(t.type, sizes[ti]));
-  }
-
   /** Hands back the buffers of a gather's feeds once the run that read them is over. */
   release(feeds: Record<string, { data: ArrayBufferView }> | null | undefined): void {
-    if (!feeds) return;
-    const set = this.layout.tensors.map((t) => feeds[t.past]?.data as KvArray | undefined);
-    if (set.some((b) => !b)) return;
-    this.scratch.push(set.map((b) => new (b!.constructor as new (buffer: ArrayBufferLike) => KvArray)(b!.buffer)));
-    if (this.scratch.length > 1) this.scratch.shift();
+    const buffers = feeds ? this.lent.get(feeds) : undefined;
+    if (!buffers || !feeds) return;
+    this.lent.delete(feeds);
+    this.feedPool.give(buffers);
+  }
+
+  holds(hashes: readonly string[]): boolean {
+    return hashes.every((h) => this.blocks.has(h));
   }
 
   gather(plan: KvPlan): Record<string, { data: KvArray; dims: number[] }> | null {
@@ -122,10 +116,10 @@ export class HostBlockStore implements BlockStore {
     }
     const feeds: Record<string, { data: KvArray; dims: number[] }> = {};
     const sizes = this.layout.tensors.map((t) => t.outer * rows * t.heads * P * t.inner);
-    const buffers = this.takeScratch(sizes);
+    const { buffers, views } = this.feedPool.take(this.layout.tensors.map((t) => t.type), sizes);
     this.layout.tensors.forEach((t, ti) => {
       const { outer, heads, inner } = t;
-      const data = buffers[ti].length === sizes[ti] ? buffers[ti] : buffers[ti].subarray(0, sizes[ti]);
+      const data = views[ti];
       for (let b = 0; b < rows; b++) {
         const n = pastLengths[b] / bs;
         const next = firstBlock[b];
@@ -160,6 +154,7 @@ export class HostBlockStore implements BlockStore {
       }
       feeds[t.past] = { data, dims: pastDims(t, rows, P) };
     });
+    this.lent.set(feeds, buffers);
     return feeds;
   }
 
@@ -205,7 +200,7 @@ export class HostBlockStore implements BlockStore {
   clear(): void {
     this.blocks.clear();
     this.free = [];
-    this.scratch.length = 0;
+    this.feedPool.clear();
     this.held = 0;
   }
 }

@@ -8,6 +8,7 @@
  */
 import onnxProto from 'onnx-proto';
 import type { KvTensor } from './kv.js';
+import { constant, defaultOpset } from './scoring-head.js';
 
 const { onnx } = onnxProto;
 type ModelProto = InstanceType<typeof onnx.ModelProto>;
@@ -17,27 +18,22 @@ type ValueInfoProto = InstanceType<typeof onnx.ValueInfoProto>;
 export const NEW_PRESENT_PREFIX = 'pa_new/';
 const MIN_OPSET = 10; // Slice with starts/ends/axes as inputs
 
-function int64(name: string, values: bigint[]) {
-  const data = BigInt64Array.from(values);
-  return onnx.TensorProto.create({ name, dataType: onnx.TensorProto.DataType.INT64, dims: [values.length], rawData: new Uint8Array(data.buffer) });
-}
-
 /**
  * Adds the sliced outputs; returns present name → output name, or null (and changes nothing)
  * when the graph's opset is too old for it or a present is not a graph output.
  */
 export function sliceNewPresents(model: ModelProto, tensors: readonly Pick<KvTensor, 'past' | 'present' | 'seqAxis'>[]): Map<string, string> | null {
   const graph = model.graph as GraphProto;
-  const opset = Number(model.opsetImport.find((o) => !o.domain || o.domain === 'ai.onnx')?.version ?? 0);
-  if (opset < MIN_OPSET) return null;
+  if (defaultOpset(model) < MIN_OPSET) return null;
   const outputs = graph.output as ValueInfoProto[];
   if (!tensors.every((t) => outputs.some((o) => o.name === t.present))) return null;
   const names = new Map<string, string>();
-  graph.initializer.push(int64('pa_new/end', [2n ** 63n - 1n]));
+  const INT64 = onnx.TensorProto.DataType.INT64;
+  graph.initializer.push(constant('pa_new/end', INT64, [1], BigInt64Array.of(2n ** 63n - 1n)));
   for (const t of tensors) {
     const out = `${NEW_PRESENT_PREFIX}${t.present}`;
     const axis = `pa_new/axis_${t.seqAxis}`;
-    if (!graph.initializer.some((i) => i.name === axis)) graph.initializer.push(int64(axis, [BigInt(t.seqAxis)]));
+    if (!graph.initializer.some((i) => i.name === axis)) graph.initializer.push(constant(axis, INT64, [1], BigInt64Array.of(BigInt(t.seqAxis))));
     graph.node.push(
       onnx.NodeProto.create({ opType: 'Shape', name: `pa_new/shape/${t.past}`, input: [t.past], output: [`pa_new/shape/${t.past}`] }),
       onnx.NodeProto.create({

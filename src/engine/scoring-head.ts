@@ -64,7 +64,7 @@ const MIN_OPSET = 11; // GatherElements, TopK with K as input
 
 export class UnsupportedModelError extends Error {}
 
-function defaultOpset(model: ModelProto): number {
+export function defaultOpset(model: ModelProto): number {
   const entry = model.opsetImport.find((o) => !o.domain || o.domain === 'ai.onnx');
   return entry ? Number(entry.version) : 0;
 }
@@ -85,7 +85,8 @@ export function assertNoBfloat16Io(model: ModelProto, file: string): void {
   }
 }
 
-function constant(name: string, dataType: number, dims: number[], values: Float32Array | BigInt64Array) {
+/** An initializer holding `values` (raw little-endian bytes). */
+export function constant(name: string, dataType: number, dims: number[], values: Float32Array | BigInt64Array) {
   return onnx.TensorProto.create({
     name,
     dataType,
@@ -106,7 +107,8 @@ function node(opType: string, inputs: string[], outputs: string[], attrs: Record
   });
 }
 
-function tensorInput(name: string, dataType: number, dims: (string | number)[]) {
+/** A graph input or output of a tensor type; string dims are symbolic. */
+export function tensorInput(name: string, dataType: number, dims: (string | number)[]) {
   return onnx.ValueInfoProto.create({
     name,
     type: onnx.TypeProto.create({

@@ -8,7 +8,8 @@ import path from 'node:path';
 import ort from 'onnxruntime-node';
 import type { EngineBatch, HeadOutputs } from './batch.js';
 import { BIAS_INPUT, attentionBias, feedAttentionBias } from './attention-bias.js';
-import { detectKv, isPastInput, kvLayoutFromPresents, newKvArray, pastDims, type KvArray, type KvLayout } from './kv.js';
+import { detectKv, isPastInput, kvLayoutFromPresents, pastDims, type KvLayout } from './kv.js';
+import { KvBufferPool } from './kv-pool.js';
 import {
   HEAD_INPUTS,
   HEAD_OUTPUTS,
@@ -130,7 +131,8 @@ export class ScoringSession {
     private readonly presentsNewOnly = false,
   ) {}
 
-  private readonly presentPool: KvArray[][] = [];
+  /** The new tokens' presents are fetched into reused buffers (ORT writes them in place). */
+  private readonly presentPool = new KvBufferPool();
 
   static async load(spec: SessionSpec): Promise<ScoringSession> {
     const file = spec.onnxFile;
@@ -294,10 +296,14 @@ export class ScoringSession {
     // Only what is needed is fetched: presents only when blocks of them will be kept.
     const fetches = [...this.headOutputs];
     if (this.session.outputNames.includes(TOPK_OUTPUTS.values)) fetches.push(TOPK_OUTPUTS.values, TOPK_OUTPUTS.indices);
-    // New-token presents go into reused buffers (ORT writes them in place): a fresh JS array per
-    // run would be faulted in page by page, which was most of what keeping blocks cost.
     const kv = this.info.kv;
-    const presentBuffers = options.presents && this.presentsNewOnly && kv ? this.takePresentBuffers(kv, batch.rows, batch.seqLen) : null;
+    const presentBuffers =
+      options.presents && this.presentsNewOnly && kv
+        ? this.presentPool.take(
+            kv.tensors.map((t) => t.type),
+            kv.tensors.map((t) => t.outer * batch.rows * t.heads * batch.seqLen * t.inner),
+          )
+        : null;
     let out: ort.InferenceSession.ReturnType;
     if (presentBuffers && kv) {
       const bound: Record<string, ort.Tensor | null> = Object.fromEntries(fetches.map((name) => [name, null]));
@@ -307,7 +313,7 @@ export class ScoringSession {
       try {
         out = await this.session.run(feeds, bound);
       } catch (err) {
-        this.presentPool.push(presentBuffers.buffers);
+        this.presentPool.give(presentBuffers.buffers);
         throw err;
       }
     } else {
@@ -331,21 +337,8 @@ export class ScoringSession {
     if (!options.presents) return { outputs };
     const presents: RunResult['presents'] = {};
     for (const { present, output } of this.presentOutputs) presents[present] = { data: out[output].data as ArrayBufferView, dims: out[output].dims };
-    const release = presentBuffers
-      ? () => {
-          this.presentPool.push(presentBuffers.buffers);
-          if (this.presentPool.length > 1) this.presentPool.shift();
-        }
-      : undefined;
+    const release = presentBuffers ? () => this.presentPool.give(presentBuffers.buffers) : undefined;
     return { outputs, presents, presentStart: this.presentsNewOnly ? (options.past?.padded ?? 0) : 0, ...(release ? { releasePresents: release } : {}) };
-  }
-
-  /** Buffers for one run's new-token presents, from a small pool (a worker may queue several runs). */
-  private takePresentBuffers(kv: KvLayout, rows: number, seqLen: number): { buffers: KvArray[]; views: KvArray[] } {
-    const sizes = kv.tensors.map((t) => t.outer * rows * t.heads * seqLen * t.inner);
-    const i = this.presentPool.findIndex((set) => set.every((b, k) => b.length >= sizes[k]));
-    const buffers = i >= 0 ? this.presentPool.splice(i, 1)[0] : kv.tensors.map((t, k) => newKvArray(t.type, sizes[k]));
-    return { buffers, views: buffers.map((b, k) => (b.length === sizes[k] ? b : b.subarray(0, sizes[k]))) };
   }
 
   async release(): Promise<void> {

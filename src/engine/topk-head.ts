@@ -9,7 +9,7 @@
  * K is fixed when the graph is built (min(MAX_TOP_K, V)); requests take the first k ≤ K columns.
  */
 import onnxProto from 'onnx-proto';
-import { addScoringHead, type HeadInfo } from './scoring-head.js';
+import { addScoringHead, constant, tensorInput, type HeadInfo } from './scoring-head.js';
 
 const { onnx } = onnxProto;
 type ModelProto = InstanceType<typeof onnx.ModelProto>;
@@ -27,20 +27,6 @@ export interface TopKHeadInfo extends HeadInfo {
   topK: number;
 }
 
-function output(name: string, dataType: number, k: number) {
-  return onnx.ValueInfoProto.create({
-    name,
-    type: onnx.TypeProto.create({
-      tensorType: onnx.TypeProto.Tensor.create({
-        elemType: dataType,
-        shape: onnx.TensorShapeProto.create({
-          dim: [onnx.TensorShapeProto.Dimension.create({ dimParam: 'pa_rows' }), onnx.TensorShapeProto.Dimension.create({ dimValue: k })],
-        }),
-      }),
-    }),
-  });
-}
-
 /** `keepOutputs`: graph outputs kept next to the head's (a with-past export's presents, as scoring-head.ts keeps them). */
 export function addTopKHead(model: ModelProto, file: string, k = MAX_TOP_K, keepOutputs: readonly string[] = []): TopKHeadInfo {
   const head = addScoringHead(model, file, { stats: false, keepOutputs });
@@ -51,7 +37,7 @@ export function addTopKHead(model: ModelProto, file: string, k = MAX_TOP_K, keep
   const topK = Math.min(k, head.vocabSize);
   const kValue = BigInt64Array.of(BigInt(topK));
   graph.initializer!.push(
-    onnx.TensorProto.create({ name: 'pa_topk/k', dataType: DataType.INT64, dims: [1], rawData: new Uint8Array(kValue.buffer) }),
+    constant('pa_topk/k', DataType.INT64, [1], kValue),
   );
   graph.node!.push(
     onnx.NodeProto.create({
@@ -66,6 +52,6 @@ export function addTopKHead(model: ModelProto, file: string, k = MAX_TOP_K, keep
       ],
     }),
   );
-  graph.output!.push(output(TOPK_OUTPUTS.values, DataType.FLOAT, topK), output(TOPK_OUTPUTS.indices, DataType.INT64, topK));
+  graph.output!.push(tensorInput(TOPK_OUTPUTS.values, DataType.FLOAT, ['pa_rows', topK]), tensorInput(TOPK_OUTPUTS.indices, DataType.INT64, ['pa_rows', topK]));
   return { ...head, topK };
 }

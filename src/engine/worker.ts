@@ -87,17 +87,16 @@ async function main(): Promise<void> {
     const planned = epoch;
     if (!plan || !store) return { outputs: (await session.run(msg.batch, { stats: msg.stats })).outputs, recomputed: false };
     const presents = plan.storeHashes.length > 0;
-    const tensors = plan.paddedPast > 0 ? store.gather(plan) : {};
-    let result;
-    let pastLengths = plan.pastLengths;
-    let padded = plan.paddedPast;
-    if (tensors && kv!.rowsAlone && padded > 0) {
+    if (kv!.rowsAlone && plan.paddedPast > 0 && store.holds(plan.pastBlocks)) {
       // GroupQueryAttention: one row per run, its past exactly its own (nothing to pad or mask).
-      store.release(tensors); // the whole batch's gather only proved every block is there
       const outputs = await runRowsAlone(plan, msg.stats, presents);
       store.evict(plan.evict);
       return { outputs, recomputed: false };
     }
+    const tensors = plan.paddedPast > 0 ? store.gather(plan) : {};
+    let result;
+    let pastLengths = plan.pastLengths;
+    let padded = plan.paddedPast;
     if (tensors) {
       const past = padded > 0 ? { lengths: pastLengths, padded, tensors } : undefined;
       try {
