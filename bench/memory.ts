@@ -10,10 +10,9 @@
  * every bound (so the cache evicts). The cache-on peak must stay within the cache-off peak plus
  * the bound: RSS ≤ model + cache bound + today's overhead.
  */
-import path from 'node:path';
-import { makeItems, median, randInt, randomIds, rng, ROOT, stepTokens, table, timedBench, writeJson, type BenchContext, type BenchOutput, type BenchResult, type Pair } from './lib/common.js';
-import { largeVocabPair, mainPair } from './lib/pairs.js';
-import { BenchServer, runLoad } from './lib/server.js';
+import { makeItems, median, randInt, randomIds, rng, stepTokens, table, timedBench, writeJson, type BenchContext, type BenchOutput, type BenchResult, type Pair } from './lib/common.js';
+import { largeVocabPair, mainPair, withPastPair } from './lib/pairs.js';
+import { BenchServer, metricSum, runLoad } from './lib/server.js';
 import { cycle, scoreBody } from './service.js';
 
 export interface MemoryRun {
@@ -78,18 +77,8 @@ async function measure(pair: Pair, bodies: string[], scored: number, device: str
   }
 }
 
-/** Sum of one metric's samples in a Prometheus text exposition. */
-function metricSum(text: string, name: string): number {
-  return text
-    .split('\n')
-    .filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `))
-    .reduce((n, l) => n + Number(l.split(' ').pop()), 0);
-}
-
 async function cacheBound(pair: Pair, device: string, quick: boolean): Promise<CacheBoundResult> {
-  const kv: Pair = quick
-    ? { ...pair, name: 'gridworld (with past)', policy: path.join(ROOT, 'models', 'gridworld-policy'), reference: path.join(ROOT, 'models', 'gridworld-reference'), vocab: 48, maxPositions: 384 }
-    : { ...pair, name: `${pair.name}/kv`, policy: path.join(pair.policy, 'kv'), reference: path.join(pair.reference, 'kv') };
+  const kv = withPastPair(pair, quick);
   const next = rng(12);
   const poolPrompts = quick ? 8 : 96;
   const requests = quick ? 16 : 192;

@@ -24,7 +24,7 @@ import { newKvArray, pastDims } from '../src/engine/kv.js';
 import { resolveModelDir } from '../src/engine/model-dir.js';
 import { ScoringSession } from '../src/engine/session.js';
 import { median, randInt, randomIds, rng, table, timedBench, type BenchContext, type BenchOutput, type BenchResult, type Pair, ROOT } from './lib/common.js';
-import { mainPair } from './lib/pairs.js';
+import { mainPair, withPastPair } from './lib/pairs.js';
 import { BenchServer } from './lib/server.js';
 
 export interface PrefixBenchResult extends BenchResult {
@@ -53,15 +53,6 @@ interface Shape {
 
 const FULL: Shape = { loopStart: 200, loopEnd: 2000, step: [20, 60], observation: [20, 60], rankPrompt: 1500, candidate: [20, 60], itemPrompt: [200, 1500], turns: 10, action: 100, repeats: 5, itemRepeats: 12 };
 const QUICK: Shape = { loopStart: 20, loopEnd: 200, step: [2, 6], observation: [2, 6], rankPrompt: 150, candidate: [2, 6], itemPrompt: [20, 150], turns: 4, action: 10, repeats: 1, itemRepeats: 1 };
-
-/** The with-past variant of a pair: make_pair.py writes it to {policy,reference}/kv. */
-function withPast(pair: Pair, quick: boolean): Pair {
-  if (quick) {
-    const models = path.join(ROOT, 'models');
-    return { ...pair, name: 'gridworld (with past)', policy: path.join(models, 'gridworld-policy'), reference: path.join(models, 'gridworld-reference'), vocab: 48, maxPositions: 384 };
-  }
-  return { ...pair, name: `${pair.name}/kv`, policy: path.join(pair.policy, 'kv'), reference: path.join(pair.reference, 'kv') };
-}
 
 /** Token ids whose word encodes back to exactly that id when words are joined by spaces. */
 function textVocabulary(dir: string): { ids: number[]; word: (id: number) => string } {
@@ -249,7 +240,7 @@ export async function runPrefix(ctx: BenchContext): Promise<BenchOutput<PrefixBe
   const { options } = ctx;
   const shape = options.quick ? QUICK : FULL;
   const base = mainPair(options);
-  const pair = withPast(base, options.quick);
+  const pair = withPastPair(base, options.quick);
   const w = workloads(shape, pair);
   const threads = Math.max(1, Math.floor(os.availableParallelism() / 2));
   const result = await timedBench(ctx, 'prefix', { main: pair.name }, async () => {

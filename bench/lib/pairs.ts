@@ -79,3 +79,12 @@ export function largeVocabPair(options: BenchOptions): Pair {
 export function paperPair(options: BenchOptions): Pair {
   return options.quick ? llamaPair(options, 1000, 32, 2) : mainPair(options);
 }
+
+/** The with-past variant of a pair: make_pair.py writes it to {policy,reference}/kv (quick: the embedded gridworld pair, which is with-past). */
+export function withPastPair(pair: Pair, quick: boolean): Pair {
+  if (quick) {
+    const models = path.join(ROOT, 'models');
+    return { ...pair, name: 'gridworld (with past)', policy: path.join(models, 'gridworld-policy'), reference: path.join(models, 'gridworld-reference'), vocab: 48, maxPositions: 384 };
+  }
+  return { ...pair, name: `${pair.name}/kv`, policy: path.join(pair.policy, 'kv'), reference: path.join(pair.reference, 'kv') };
+}

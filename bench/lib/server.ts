@@ -41,6 +41,14 @@ function freePort(): Promise<number> {
   });
 }
 
+/** Sum of one metric's samples (every label set) in a Prometheus text exposition. */
+export function metricSum(text: string, name: string): number {
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `))
+    .reduce((n, l) => n + Number(l.split(' ').pop()), 0);
+}
+
 export interface ServerOptions {
   device: string;
   /** Extra `serve` flags (e.g. ['--threads', '2']). */
@@ -99,12 +107,7 @@ export class BenchServer {
   /** Sum and count of the pa_batch_rows histogram (cumulative since start). */
   async batchRows(): Promise<{ sum: number; count: number }> {
     const text = await this.metrics();
-    const read = (name: string) =>
-      text
-        .split('\n')
-        .filter((l) => l.startsWith(name))
-        .reduce((n, l) => n + Number(l.split(' ').pop()), 0);
-    return { sum: read('pa_batch_rows_sum'), count: read('pa_batch_rows_count') };
+    return { sum: metricSum(text, 'pa_batch_rows_sum'), count: metricSum(text, 'pa_batch_rows_count') };
   }
 
   async stop(): Promise<void> {
