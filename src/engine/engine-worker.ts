@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { ServiceError } from '../errors.js';
 import type { EngineBatch, HeadOutputs } from './batch.js';
+import { allowBufferRelease } from './buffer-release.js';
 import type { KvPlan } from './kv-plan.js';
 import type { SessionInfo, SessionSpec } from './session.js';
 import type { WorkerRequest, WorkerResponse } from './worker-protocol.js';
@@ -17,6 +18,7 @@ import type { WorkerRequest, WorkerResponse } from './worker-protocol.js';
  * the TypeScript source through tsx's API, since loader flags are not inherited by workers.
  */
 function spawnWorker(workerData: unknown): Worker {
+  allowBufferRelease(); // before the thread starts: Node 20 gives it `ArrayBuffer.prototype.transfer` then
   const js = new URL('./worker.js', import.meta.url);
   if (fs.existsSync(fileURLToPath(js))) return new Worker(js, { workerData });
   const ts = new URL('./worker.ts', import.meta.url).href;

@@ -3,7 +3,12 @@
  * fresh array per run would be faulted in page by page, which measured as most of what the
  * prefix cache cost a batch (bench/RESULTS.md, prefix). A worker runs one batch at a time, so
  * one spare set is kept; a set is taken for a run and given back once the run's data is copied.
+ *
+ * A set that is too small is replaced by one with a quarter more room than asked, so a growing
+ * workload replaces it a few times, not on every larger batch, and the replaced set's memory is
+ * released at once (buffer-release.ts).
  */
+import { releaseBuffer } from './buffer-release.js';
 import { newKvArray, type KvArray, type KvElement } from './kv.js';
 
 export interface KvBuffers {
@@ -13,13 +18,18 @@ export interface KvBuffers {
   views: KvArray[];
 }
 
+const HEADROOM = 1.25;
+
 export class KvBufferPool {
   private spare: KvArray[] | null = null;
 
   take(types: readonly KvElement[], sizes: readonly number[]): KvBuffers {
-    const fits = this.spare !== null && this.spare.every((b, i) => b.length >= sizes[i]);
-    const buffers = fits ? this.spare! : types.map((t, i) => newKvArray(t, sizes[i]));
-    if (fits) this.spare = null;
+    let buffers = this.spare;
+    this.spare = null;
+    if (buffers === null || !buffers.every((b, i) => b.length >= sizes[i])) {
+      for (const b of buffers ?? []) releaseBuffer(b.buffer);
+      buffers = types.map((t, i) => newKvArray(t, Math.ceil(sizes[i] * HEADROOM)));
+    }
     return { buffers, views: buffers.map((b, i) => (b.length === sizes[i] ? b : b.subarray(0, sizes[i]))) };
   }
 
@@ -28,6 +38,7 @@ export class KvBufferPool {
   }
 
   clear(): void {
+    for (const b of this.spare ?? []) releaseBuffer(b.buffer);
     this.spare = null;
   }
 }

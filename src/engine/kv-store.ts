@@ -10,6 +10,7 @@
  */
 import { newKvArray, pastDims, type KvArray, type KvLayout } from './kv.js';
 import type { BlockStore, KvPlan } from './kv-plan.js';
+import { releaseBuffer } from './buffer-release.js';
 import { KvBufferPool } from './kv-pool.js';
 
 /** Bytes of one slab: below glibc's mmap threshold (128 KiB), so slabs come from recycled heap memory instead of fresh pages. */
@@ -27,6 +28,7 @@ export class HostBlockStore implements BlockStore {
   private readonly feedPool = new KvBufferPool();
   private readonly lent = new WeakMap<object, KvArray[]>();
   private free: KvArray[] = [];
+  private slabs: KvArray[] = [];
   private held = 0;
   /** Elements of each tensor's part of a block, and where each part starts in the slot. */
   private readonly partSizes: number[];
@@ -61,6 +63,7 @@ export class HostBlockStore implements BlockStore {
       const bytes = this.slotSize * (type === 'float16' ? 2 : 4);
       const perSlab = Math.max(1, Math.floor(SLAB_BYTES / bytes));
       const slab = newKvArray(type, perSlab * this.slotSize);
+      this.slabs.push(slab);
       for (let k = perSlab - 1; k > 0; k--) this.free.push(slab.subarray(k * this.slotSize, (k + 1) * this.slotSize));
       slot = slab.subarray(0, this.slotSize);
     }
@@ -202,5 +205,8 @@ export class HostBlockStore implements BlockStore {
     this.free = [];
     this.feedPool.clear();
     this.held = 0;
+    // Up to the cache's whole share, released now rather than at a collection (buffer-release.ts).
+    for (const slab of this.slabs) releaseBuffer(slab.buffer);
+    this.slabs = [];
   }
 }

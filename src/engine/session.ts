@@ -9,6 +9,7 @@ import ort from 'onnxruntime-node';
 import type { EngineBatch, HeadOutputs } from './batch.js';
 import { BIAS_INPUT, attentionBias, feedAttentionBias } from './attention-bias.js';
 import { detectKv, isPastInput, kvLayoutFromPresents, pastDims, type KvLayout } from './kv.js';
+import { releaseBuffer } from './buffer-release.js';
 import { KvBufferPool } from './kv-pool.js';
 import {
   HEAD_INPUTS,
@@ -335,10 +336,18 @@ export class ScoringSession {
       ...(indices ? { topkValues: read(TOPK_OUTPUTS.values), topkIndices: Float32Array.from(indices.data as BigInt64Array, Number) } : {}),
     };
     if (!options.presents) return { outputs };
+    // onnxruntime-node hands back a copy even of an output it wrote in place: the presents are
+    // read from our buffers and the copies released at once (buffer-release.ts).
     const presents: RunResult['presents'] = {};
-    for (const { present, output } of this.presentOutputs) presents[present] = { data: out[output].data as ArrayBufferView, dims: out[output].dims };
-    const release = presentBuffers ? () => this.presentPool.give(presentBuffers.buffers) : undefined;
-    return { outputs, presents, presentStart: this.presentsNewOnly ? (options.past?.padded ?? 0) : 0, ...(release ? { releasePresents: release } : {}) };
+    const copies: ArrayBufferLike[] = [];
+    this.presentOutputs.forEach(({ present, output }, i) => {
+      const copy = out[output].data as ArrayBufferView;
+      presents[present] = { data: presentBuffers ? presentBuffers.views[i] : copy, dims: out[output].dims };
+      copies.push(copy.buffer);
+    });
+    if (presentBuffers) for (const c of copies) releaseBuffer(c);
+    const release = presentBuffers ? () => this.presentPool.give(presentBuffers.buffers) : () => copies.forEach(releaseBuffer);
+    return { outputs, presents, presentStart: this.presentsNewOnly ? (options.past?.padded ?? 0) : 0, releasePresents: release };
   }
 
   async release(): Promise<void> {

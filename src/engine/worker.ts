@@ -5,10 +5,9 @@
  *   worker → parent  { type: 'ready', info } | { type: 'fatal', message }
  *                    { type: 'result', id, outputs } | { type: 'error', id, message }
  */
-import v8 from 'node:v8';
-import vm from 'node:vm';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { EngineBatch, HeadOutputs } from './batch.js';
+import { collectGarbage } from './collect-garbage.js';
 import type { KvPlan } from './kv-plan.js';
 import { HostBlockStore } from './kv-store.js';
 import { ScoringSession, probeBatch, type SessionSpec } from './session.js';
@@ -21,17 +20,6 @@ function transferList(outputs: HeadOutputs): ArrayBuffer[] {
   return Object.values(outputs)
     .filter((a): a is Float32Array => a instanceof Float32Array)
     .map((a) => a.buffer as ArrayBuffer);
-}
-
-/**
- * Loading leaves the decoded model's JS garbage behind (about the model's size), and an idle
- * worker allocates too little to trigger a collection: without one, it stays resident while the
- * next session loads and sets the process's high-water mark. One full collection, once, after
- * load (V8's gc is not exposed by default; this is the documented way to reach it).
- */
-function collectLoadGarbage(): void {
-  v8.setFlagsFromString('--expose-gc');
-  (vm.runInNewContext('gc') as () => void)();
 }
 
 /** Row b of a packed batch alone, unpadded, with its gathered positions. */
@@ -73,7 +61,10 @@ async function main(): Promise<void> {
   try {
     session = await ScoringSession.load(spec);
     await session.run(probeBatch); // warm-up: first-run allocations happen before /ready
-    collectLoadGarbage();
+    // Loading leaves the decoded model's JS garbage behind (about the model's size), and an idle
+    // worker allocates too little to trigger a collection: without one, it stays resident while
+    // the next session loads and sets the process's high-water mark.
+    collectGarbage();
   } catch (err) {
     port.postMessage({ type: 'fatal', message: (err as Error).message } satisfies WorkerResponse);
     return;
