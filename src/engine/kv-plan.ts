@@ -20,6 +20,25 @@ export interface KvPlan {
   storeHashes: string[];
   /** Blocks the cache evicted: dropped after the run, before the new ones are stored. */
   evict: string[];
+  /**
+   * The most tokens (rows × length) this batch's past feed may hold, and its kept presents
+   * (rows × presentTokens): the memory bound's share for one batch in flight. Buffers are never
+   * sized beyond it.
+   */
+  transitTokens: number;
+}
+
+/**
+ * New tokens whose presents the run must return (from the past's end on): up to the end of
+ * the last block kept, in the batch's padded layout (every row's new tokens start at the padded
+ * past). 0 when nothing is kept.
+ */
+export function presentTokens(plan: Pick<KvPlan, 'blockTokens' | 'pastLengths' | 'storeRows' | 'storeBlocks'>): number {
+  let end = 0;
+  for (let i = 0; i < plan.storeRows.length; i++) {
+    end = Math.max(end, (plan.storeBlocks[i] + 1) * plan.blockTokens - plan.pastLengths[plan.storeRows[i]]);
+  }
+  return end;
 }
 
 /**

@@ -4,9 +4,10 @@
  * prefix cache cost a batch (bench/RESULTS.md, prefix). A worker runs one batch at a time, so
  * one spare set is kept; a set is taken for a run and given back once the run's data is copied.
  *
- * A set that is too small is replaced by one with a quarter more room than asked, so a growing
- * workload replaces it a few times, not on every larger batch, and the replaced set's memory is
- * released at once (buffer-release.ts).
+ * A set that is too small is replaced by one with a quarter more room than asked, but never more
+ * than the caller's limit (the most a batch may hold), so a growing workload replaces it a few
+ * times, not on every larger batch; the replaced set's memory is released at once
+ * (buffer-release.ts).
  */
 import { releaseBuffer } from './buffer-release.js';
 import { newKvArray, type KvArray, type KvElement } from './kv.js';
@@ -23,12 +24,13 @@ const HEADROOM = 1.25;
 export class KvBufferPool {
   private spare: KvArray[] | null = null;
 
-  take(types: readonly KvElement[], sizes: readonly number[]): KvBuffers {
+  /** `limits`: the most each buffer may ever need (the room added never goes past it). */
+  take(types: readonly KvElement[], sizes: readonly number[], limits?: readonly number[]): KvBuffers {
     let buffers = this.spare;
     this.spare = null;
     if (buffers === null || !buffers.every((b, i) => b.length >= sizes[i])) {
       for (const b of buffers ?? []) releaseBuffer(b.buffer);
-      buffers = types.map((t, i) => newKvArray(t, Math.ceil(sizes[i] * HEADROOM)));
+      buffers = types.map((t, i) => newKvArray(t, Math.max(sizes[i], Math.min(Math.ceil(sizes[i] * HEADROOM), limits?.[i] ?? Infinity))));
     }
     return { buffers, views: buffers.map((b, i) => (b.length === sizes[i] ? b : b.subarray(0, sizes[i]))) };
   }

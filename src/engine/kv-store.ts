@@ -119,7 +119,12 @@ export class HostBlockStore implements BlockStore {
     }
     const feeds: Record<string, { data: KvArray; dims: number[] }> = {};
     const sizes = this.layout.tensors.map((t) => t.outer * rows * t.heads * P * t.inner);
-    const { buffers, views } = this.feedPool.take(this.layout.tensors.map((t) => t.type), sizes);
+    const limits = Number.isFinite(plan.transitTokens) ? this.layout.tensors.map((t) => t.outer * t.heads * t.inner * plan.transitTokens) : undefined;
+    const { buffers, views } = this.feedPool.take(
+      this.layout.tensors.map((t) => t.type),
+      sizes,
+      limits,
+    );
     this.layout.tensors.forEach((t, ti) => {
       const { outer, heads, inner } = t;
       const data = views[ti];

@@ -10,7 +10,10 @@
  * - A row reuses its longest cached prefix that ends at or before its first scored position
  *   (the head must see every scored position) and before its last token (one token at least runs).
  * - A row keeps its full blocks that are not cached yet, in every batch: the next call of an
- *   agent loop extends this one. Eviction takes the least recently used blocks, a chain's tail
+ *   agent loop extends this one.
+ * - The memory bound limits one batch in flight too (`transitTokens`): a row reads at most that
+ *   many cached tokens, and a batch keeps blocks only up to rows × that many new tokens (a long
+ *   prompt is then cached over several calls). Eviction takes the least recently used blocks, a chain's tail
  *   first (a row touches its blocks last-to-first), and never a block the same batch reads or keeps.
  */
 import crypto from 'node:crypto';
@@ -23,6 +26,12 @@ export interface PrefixCacheOptions {
   capacityBytes: number;
   /** The model file's sha256: the first link of every chain. */
   modelSha256: string;
+  /**
+   * Tokens one batch may read from the cache (rows × past) and keep (rows × the new tokens up
+   * to its last kept block): its past feed and its presents are copies of that many tokens' KV,
+   * which the memory bound counts. Default: no limit.
+   */
+  transitTokens?: number;
 }
 
 export interface PrefixCacheCounters {
@@ -38,6 +47,7 @@ export class PrefixCache {
   readonly blockTokens: number;
   readonly blockBytes: number;
   readonly capacityBlocks: number;
+  readonly transitTokens: number;
   /** Block key → true, least recently used first. */
   private readonly lru = new Map<string, true>();
   private readonly chains = new WeakMap<readonly number[], string[]>();
@@ -47,6 +57,12 @@ export class PrefixCache {
     this.blockTokens = options.blockTokens;
     this.blockBytes = options.blockTokens * options.bytesPerToken;
     this.capacityBlocks = Math.floor(options.capacityBytes / this.blockBytes);
+    this.transitTokens = options.transitTokens ?? Infinity;
+  }
+
+  /** Blocks one row may read: a longer cached prefix is read only this far (the rest runs again). */
+  private get maxPastBlocks(): number {
+    return Math.floor(this.transitTokens / this.blockTokens);
   }
 
   get bytes(): number {
@@ -80,11 +96,11 @@ export class PrefixCache {
     return keys.length === n ? keys : keys.slice(0, n);
   }
 
-  /** Blocks a row may read: they end at or before its first scored position and before its last token. */
+  /** Blocks a row may read: they end at or before its first scored position and before its last token, within the transit limit. */
   private reusableBlocks(row: BatchRow): number {
     let first = row.ids.length - 1;
     for (const t of row.positions) if (t < first) first = t;
-    return Math.floor(Math.max(0, first) / this.blockTokens);
+    return Math.min(Math.floor(Math.max(0, first) / this.blockTokens), this.maxPastBlocks);
   }
 
   private fullBlocks(row: BatchRow): number {
@@ -158,9 +174,13 @@ export class PrefixCache {
     const storeHashes: string[] = [];
     const evict: string[] = [];
     let full = this.capacityBlocks === 0;
+    // The presents returned cover every row up to the last kept block's end (kv-plan.ts,
+    // presentTokens): rows × that many tokens at most.
+    const maxExtent = Math.floor(this.transitTokens / rows.length);
     rows.forEach((_, b) => {
       const keys = keysOf[b];
       for (let k = pastLengths[b] / bs; k < keys.length && !full; k++) {
+        if ((k + 1) * bs - pastLengths[b] > maxExtent) break;
         const key = keys[k];
         if (this.lru.has(key)) continue;
         while (this.lru.size >= this.capacityBlocks) {
@@ -202,6 +222,7 @@ export class PrefixCache {
       storeBlocks,
       storeHashes,
       evict,
+      transitTokens: this.transitTokens,
     };
   }
 

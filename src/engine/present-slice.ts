@@ -2,9 +2,12 @@
  * Present outputs of the new tokens only. A with-past export's present.{i} holds the past and
  * the new tokens, [.., P + S, ..]; the prefix cache keeps blocks of the new tokens only (the past
  * came out of it), so copying the whole present to JS on every run costs O(context) for nothing.
- * This adds, for each present, `Slice(present, starts = Shape(past)[seqAxis], axis = seqAxis)`
- * as a graph output `pa_new/<present>`: the run hands back [.., S, ..] and the copy follows the
- * step's own tokens. The original present stays inside the graph (attention reads it).
+ * This adds, for each present, `Slice(present, starts = Shape(past)[seqAxis], ends = pa_new_end,
+ * axis = seqAxis)` as a graph output `pa_new/<present>`: the run hands back the new tokens' part,
+ * and the copy follows the step's own tokens. `pa_new_end` (an int64 [1] input) is where the
+ * slice ends in the past + new layout: the past's length plus the new tokens whose blocks are
+ * kept (the cache's memory bound limits them per batch), and the past's length alone (nothing
+ * copied) when no block is kept. The original present stays inside the graph (attention reads it).
  */
 import onnxProto from 'onnx-proto';
 import type { KvTensor } from './kv.js';
@@ -16,6 +19,8 @@ type GraphProto = InstanceType<typeof onnx.GraphProto>;
 type ValueInfoProto = InstanceType<typeof onnx.ValueInfoProto>;
 
 export const NEW_PRESENT_PREFIX = 'pa_new/';
+/** Graph input: the slices' end along the sequence (past + new layout). */
+export const PRESENT_END_INPUT = 'pa_new_end';
 const MIN_OPSET = 10; // Slice with starts/ends/axes as inputs
 
 /**
@@ -29,7 +34,7 @@ export function sliceNewPresents(model: ModelProto, tensors: readonly Pick<KvTen
   if (!tensors.every((t) => outputs.some((o) => o.name === t.present))) return null;
   const names = new Map<string, string>();
   const INT64 = onnx.TensorProto.DataType.INT64;
-  graph.initializer.push(constant('pa_new/end', INT64, [1], BigInt64Array.of(2n ** 63n - 1n)));
+  graph.input.push(onnx.ValueInfoProto.create({ name: PRESENT_END_INPUT, type: { tensorType: { elemType: INT64, shape: { dim: [{ dimValue: 1 }] } } } }));
   for (const t of tensors) {
     const out = `${NEW_PRESENT_PREFIX}${t.present}`;
     const axis = `pa_new/axis_${t.seqAxis}`;
@@ -43,7 +48,7 @@ export function sliceNewPresents(model: ModelProto, tensors: readonly Pick<KvTen
         output: [`pa_new/start/${t.past}`],
         attribute: [onnx.AttributeProto.create({ name: 'axis', i: 0, type: onnx.AttributeProto.AttributeType.INT })],
       }),
-      onnx.NodeProto.create({ opType: 'Slice', name: out, input: [t.present, `pa_new/start/${t.past}`, 'pa_new/end', axis], output: [out] }),
+      onnx.NodeProto.create({ opType: 'Slice', name: out, input: [t.present, `pa_new/start/${t.past}`, PRESENT_END_INPUT, axis], output: [out] }),
     );
     const elemType = outputs.find((o) => o.name === t.present)!.type?.tensorType?.elemType;
     outputs.push(onnx.ValueInfoProto.create({ name: out, type: { tensorType: { elemType } } }));

@@ -36,11 +36,14 @@ export const BLOCK_TOKENS = 16;
 export const PAST_TOKENS_PER_NEW_TOKEN = 32;
 /**
  * How a role's share of --prefix-cache-mb is spent, so that everything the cache adds stays
- * within it (bench/memory.ts measures it): half holds blocks, a quarter the past feed of one
- * batch, a quarter onnxruntime's concatenation of that past with the new tokens.
+ * within it (bench/memory.ts measures it): half holds blocks; the batch in flight gets an
+ * eighth for each copy of KV it makes: its past feed, onnxruntime's concatenation of that past
+ * with the new tokens, the presents it keeps blocks of, and onnxruntime-node's copy of those
+ * (released right after the run). The batch's tokens of past, and of presents, are limited to
+ * what an eighth holds (`transitTokens`).
  */
 export const BLOCKS_SHARE = 0.5;
-export const FEED_SHARE = 0.25;
+export const TRANSIT_SHARE = 0.125;
 
 export interface ScoreOptions extends SubmitOptions {
   /** Compute the policy's confidence statistics (entropy, top-k, mean log-prob); default false. */
@@ -157,13 +160,9 @@ export class ScorerEngine {
     );
   }
 
-  /**
-   * Past tokens per batch: 32 × max_batch_tokens, and at most FEED_SHARE of a role's bound (a
-   * batch's past is fed as a copy of its blocks, and onnxruntime holds its concatenation with the
-   * new tokens while it runs: each costs as much again).
-   */
+  /** Past tokens per batch: 32 × max_batch_tokens, and at most what a role's transit share holds. */
   private defaultPastBudget(): number {
-    const perRole = Object.values(this.caches).map((c) => Math.floor((c.capacityBlocks * c.blockTokens * FEED_SHARE) / BLOCKS_SHARE));
+    const perRole = Object.values(this.caches).map((c) => c.transitTokens);
     return Math.max(BLOCK_TOKENS, Math.min(PAST_TOKENS_PER_NEW_TOKEN * this.spec.batching.maxBatchTokens, ...perRole));
   }
 
@@ -184,6 +183,8 @@ export class ScorerEngine {
         blockTokens: BLOCK_TOKENS,
         bytesPerToken: kvBytes[i],
         capacityBytes: (BLOCKS_SHARE * mb * 2 ** 20 * kvBytes[i]) / total,
+        // the role's share is mb · kvBytes[i] / total bytes: an eighth of it, in tokens
+        transitTokens: Math.floor((TRANSIT_SHARE * mb * 2 ** 20) / total),
         // A merged reference's blocks are its merged weights', not its file's.
         modelSha256: info.merge?.weights_sha256 ?? info.sha256,
       });

@@ -22,7 +22,7 @@ import {
   type HeadInfo,
 } from './scoring-head.js';
 import { mergeIntoReference, type MergeInfo, type ReferenceMerge } from './merge.js';
-import { sliceNewPresents } from './present-slice.js';
+import { PRESENT_END_INPUT, sliceNewPresents } from './present-slice.js';
 import { TOPK_OUTPUTS, addTopKHead } from './topk-head.js';
 
 export interface SessionSpec {
@@ -64,8 +64,16 @@ export interface RunOptions {
   /** Compute the policy's confidence statistics (only in a session loaded with `stats`). */
   stats?: boolean;
   past?: PastFeed;
-  /** Also return the present outputs (to keep blocks of them in the cache). */
-  presents?: boolean;
+  /**
+   * Also return the presents of this many new tokens (from the past's end on; the blocks to keep
+   * in the cache lie in them). A graph without the slice (present-slice.ts) returns them whole.
+   */
+  presentTokens?: number;
+  /**
+   * Tokens (rows × length) that one batch's past feed or presents may hold: reused buffers get
+   * room up to this, never beyond (the cache's memory bound counts it).
+   */
+  bufferTokens?: number;
 }
 
 export interface RunResult {
@@ -74,7 +82,7 @@ export interface RunResult {
   presents?: Record<string, { data: ArrayBufferView; dims: readonly number[] }>;
   /** Index, in the padded past + new layout, of the presents' first token: the padded past when they hold the new tokens only, else 0. */
   presentStart?: number;
-  /** Hands the presents' buffers back for reuse: call once their blocks are copied out. */
+  /** Hands the presents' buffers back for reuse and releases onnxruntime's copies: call once their blocks are copied out. */
   releasePresents?: () => void;
 }
 
@@ -212,7 +220,7 @@ export class ScoringSession {
         scoring.checkInputs();
         if (kvBase) {
           // The probe's presents give the per-token sizes, whatever the graph's dims are named.
-          const { presents } = await scoring.run(probeBatch, { presents: true });
+          const { presents } = await scoring.run(probeBatch, { presentTokens: probeBatch.seqLen });
           info.kv = kvLayoutFromPresents(kvBase, (present) => presents![present].dims);
         }
         return scoring;
@@ -274,6 +282,7 @@ export class ScoringSession {
       const bias = attentionBias(type, rows, seqLen, P, pastOf, batch.lengths);
       return new ort.Tensor(type, bias as Float32Array, [rows, 1, seqLen, P + seqLen]);
     }
+    if (name === PRESENT_END_INPUT) return intTensor('int64', [P + (options.presentTokens ?? 0)], [1]);
     if (name === 'use_cache_branch') return new ort.Tensor('bool', new Uint8Array([P > 0 ? 1 : 0]), [1]);
     if (name === HEAD_INPUTS.stats) return new ort.Tensor('bool', new Uint8Array([options.stats === false ? 0 : 1]), [1]);
     if (name === 'num_logits_to_keep' || name === 'logits_to_keep') {
@@ -298,18 +307,21 @@ export class ScoringSession {
     const fetches = [...this.headOutputs];
     if (this.session.outputNames.includes(TOPK_OUTPUTS.values)) fetches.push(TOPK_OUTPUTS.values, TOPK_OUTPUTS.indices);
     const kv = this.info.kv;
+    const E = options.presentTokens ?? 0;
+    const perToken = kv?.tensors.map((t) => t.outer * t.heads * t.inner);
     const presentBuffers =
-      options.presents && this.presentsNewOnly && kv
+      E > 0 && this.presentsNewOnly && kv && perToken
         ? this.presentPool.take(
             kv.tensors.map((t) => t.type),
-            kv.tensors.map((t) => t.outer * batch.rows * t.heads * batch.seqLen * t.inner),
+            perToken.map((n) => n * batch.rows * E),
+            options.bufferTokens === undefined ? undefined : perToken.map((n) => n * options.bufferTokens!),
           )
         : null;
     let out: ort.InferenceSession.ReturnType;
     if (presentBuffers && kv) {
       const bound: Record<string, ort.Tensor | null> = Object.fromEntries(fetches.map((name) => [name, null]));
       kv.tensors.forEach((t, i) => {
-        bound[this.presentOutputs[i].output] = new ort.Tensor(t.type, presentBuffers.views[i] as Float32Array, pastDims(t, batch.rows, batch.seqLen));
+        bound[this.presentOutputs[i].output] = new ort.Tensor(t.type, presentBuffers.views[i] as Float32Array, pastDims(t, batch.rows, E));
       });
       try {
         out = await this.session.run(feeds, bound);
@@ -318,7 +330,7 @@ export class ScoringSession {
         throw err;
       }
     } else {
-      if (options.presents) fetches.push(...this.presentOutputs.map((p) => p.output));
+      if (E > 0) fetches.push(...this.presentOutputs.map((p) => p.output));
       out = await this.session.run(feeds, fetches);
     }
     const read = (name: string) => {
@@ -335,7 +347,7 @@ export class ScoringSession {
       // Token ids < 2^24 are exact in float32 (the largest vocabularies are ~2^18).
       ...(indices ? { topkValues: read(TOPK_OUTPUTS.values), topkIndices: Float32Array.from(indices.data as BigInt64Array, Number) } : {}),
     };
-    if (!options.presents) return { outputs };
+    if (E === 0) return { outputs };
     // onnxruntime-node hands back a copy even of an output it wrote in place: the presents are
     // read from our buffers and the copies released at once (buffer-release.ts).
     const presents: RunResult['presents'] = {};

@@ -8,7 +8,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { EngineBatch, HeadOutputs } from './batch.js';
 import { collectGarbage } from './collect-garbage.js';
-import type { KvPlan } from './kv-plan.js';
+import { presentTokens, type KvPlan } from './kv-plan.js';
 import { HostBlockStore } from './kv-store.js';
 import { ScoringSession, probeBatch, type SessionSpec } from './session.js';
 import type { WorkerRequest, WorkerResponse } from './worker-protocol.js';
@@ -77,35 +77,39 @@ async function main(): Promise<void> {
     const plan = msg.kv;
     const planned = epoch;
     if (!plan || !store) return { outputs: (await session.run(msg.batch, { stats: msg.stats })).outputs, recomputed: false };
-    const presents = plan.storeHashes.length > 0;
+    const bufferTokens = plan.transitTokens;
     if (kv!.rowsAlone && plan.paddedPast > 0 && store.holds(plan.pastBlocks)) {
       // GroupQueryAttention: one row per run, its past exactly its own (nothing to pad or mask).
-      const outputs = await runRowsAlone(plan, msg.stats, presents);
-      store.evict(plan.evict);
-      return { outputs, recomputed: false };
+      const outputs = await runRowsAlone(plan, msg.stats);
+      if (outputs) {
+        store.evict(plan.evict);
+        return { outputs, recomputed: false };
+      }
+      // The store was cleared between two of its rows: the whole rows run again, below.
     }
-    const tensors = plan.paddedPast > 0 ? store.gather(plan) : {};
+    const tensors = plan.paddedPast > 0 && epoch === planned ? store.gather(plan) : plan.paddedPast > 0 ? null : {};
     let result;
     let pastLengths = plan.pastLengths;
     let padded = plan.paddedPast;
     if (tensors) {
       const past = padded > 0 ? { lengths: pastLengths, padded, tensors } : undefined;
       try {
-        result = await session.run(plan.batch, { stats: msg.stats, past, presents });
+        result = await session.run(plan.batch, { stats: msg.stats, past, presentTokens: presentTokens(plan), bufferTokens });
       } finally {
         if (past) store.release(tensors);
       }
     } else {
-      result = await session.run(msg.batch, { stats: msg.stats, presents });
       pastLengths = new Int32Array(pastLengths.length);
       padded = 0;
+      result = await session.run(msg.batch, { stats: msg.stats, presentTokens: presentTokens({ ...plan, pastLengths }), bufferTokens });
     }
     store.evict(plan.evict);
     if (result.presents && epoch === planned) store.keep(result.presents, pastLengths, padded, plan, result.presentStart);
     result.releasePresents?.();
     return { outputs: result.outputs, recomputed: !tensors };
   };
-  const runRowsAlone = async (plan: KvPlan, stats: boolean, presents: boolean): Promise<HeadOutputs> => {
+  /** The rows one by one over their own pasts; null when a row's blocks went missing on the way (the store was cleared). */
+  const runRowsAlone = async (plan: KvPlan, stats: boolean): Promise<HeadOutputs | null> => {
     const planned = epoch;
     const parts: HeadOutputs[] = [];
     const scored: number[] = [];
@@ -127,11 +131,12 @@ async function main(): Promise<void> {
         evict: [],
       };
       block += n;
-      const tensors = p > 0 ? store!.gather(rowPlan)! : undefined;
+      const tensors = p > 0 ? store!.gather(rowPlan) : undefined;
+      if (tensors === null || epoch !== planned) return null;
       const past = tensors ? { lengths: rowPlan.pastLengths, padded: p, tensors } : undefined;
       let result;
       try {
-        result = await session.run(rowPlan.batch, { stats, past, presents: stores.length > 0 && presents });
+        result = await session.run(rowPlan.batch, { stats, past, presentTokens: presentTokens(rowPlan), bufferTokens: plan.transitTokens });
       } finally {
         store!.release(tensors);
       }

@@ -3,6 +3,7 @@
  * evicts, and which rows of one request wait for another.
  */
 import { describe, expect, it } from 'vitest';
+import { presentTokens } from '../../src/engine/kv-plan.js';
 import { PrefixCache } from '../../src/engine/prefix-cache.js';
 
 const range = (from: number, n: number) => Array.from({ length: n }, (_, i) => from + i);
@@ -58,5 +59,32 @@ describe('PrefixCache', () => {
     // once the prompt is cached, nobody waits
     c.plan([rows[0]]);
     expect(c.waves(rows)).toEqual([0, 0, 0, 0, 0, 0, 0, 0]);
+  });
+
+  it('one batch reads and keeps at most transitTokens: rows × past, rows × presents up to the last kept block', () => {
+    const c = new PrefixCache({ blockTokens: 16, bytesPerToken: 10, capacityBytes: 100 * 160, modelSha256: 'a'.repeat(64), transitTokens: 40 });
+    const ids = range(5, 100);
+    // one row of 100 tokens: it keeps blocks up to 40 new tokens, i.e. blocks 0 and 1 (tokens 0–31)
+    let plan = c.plan([{ ids, positions: [98] }]);
+    expect(plan.storeBlocks).toEqual([0, 1]);
+    expect(presentTokens(plan)).toBe(32);
+    expect(plan.transitTokens).toBe(40);
+    // again: it reads those 2 blocks (32 ≤ 40 tokens) and keeps blocks 2 and 3 (new tokens 0–31 after its past)
+    plan = c.plan([{ ids, positions: [98] }]);
+    expect(Array.from(plan.pastLengths)).toEqual([32]);
+    expect(plan.storeBlocks).toEqual([2, 3]);
+    expect(presentTokens(plan)).toBe(32);
+    // with 4 blocks cached it still reads only 2 (40 tokens hold 2.5 blocks)
+    plan = c.plan([{ ids, positions: [98] }]);
+    expect(Array.from(plan.pastLengths)).toEqual([32]);
+    expect(plan.storeBlocks).toEqual([]);
+    expect(presentTokens(plan)).toBe(0);
+    // two rows: each keeps new tokens up to 40 / 2 = 20, one block each
+    const other = range(500, 60);
+    const more = range(900, 60);
+    plan = c.plan([{ ids: other, positions: [50] }, { ids: more, positions: [50] }]);
+    expect(plan.storeRows).toEqual([0, 1]);
+    expect(plan.storeBlocks).toEqual([0, 0]);
+    expect(presentTokens(plan) * 2).toBeLessThanOrEqual(40);
   });
 });
