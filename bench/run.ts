@@ -106,6 +106,11 @@ function ratios(results: Partial<Record<BenchName, BenchOutput['result']>>): Rat
     const [small, large] = memory.runs;
     const v = large.peakMiB / small.peakMiB;
     out.push({ name: `peak RSS, vocab ${large.vocab} ÷ vocab ${small.vocab}`, value: v, target: '≤ 1.25', met: v <= 1.25, detail: `${large.peakMiB.toFixed(0)} MiB / ${small.peakMiB.toFixed(0)} MiB` });
+    const bounded = memory.cacheBound?.runs.filter((r) => r.boundMiB > 0) ?? [];
+    if (bounded.length > 0) {
+      const worst = bounded.reduce((w, r) => (r.overBoundMiB > w.overBoundMiB ? r : w));
+      out.push({ name: 'prefix cache under load: peak − (cache-off peak + bound), worst bound', value: worst.overBoundMiB, target: '≤ 0 MiB', met: worst.overBoundMiB <= 0, detail: bounded.map((r) => `${r.overBoundMiB.toFixed(1)} MiB at ${r.boundMiB} MiB`).join(', ') });
+    }
   } else out.push(missing('peak RSS 151,936 vs 32,000', '≤ 1.25', 'memory'));
 
   if (prefix) {

@@ -38,6 +38,7 @@ const plan = (p: Partial<KvPlan>): KvPlan => ({
   pastLengths: new Int32Array(),
   paddedPast: 0,
   pastBlocks: [],
+  transitTokens: Infinity,
   storeRows: [],
   storeBlocks: [],
   storeHashes: [],
