@@ -6,6 +6,10 @@
  * - agent loop: 20 sequential POST /v1/score calls at concurrency 1, the context growing from
  *   about 200 to about 2,000 tokens (steps of 20–60 tokens after observations of 20–60); a fresh
  *   random loop per repeat, so only the loop's own earlier calls can be in the cache.
+ * - the same loop as text `messages`: 20 sequential POST /v1/rank calls, each the conversation so
+ *   far (a user prompt, then assistant steps and user observations, words of the pair's
+ *   word-level vocabulary) and one candidate, the next step (what the Weave adapter sends): the
+ *   context is tokenized by the service, so its piece cache is measured too.
  * - best-of-8: POST /v1/rank, 8 candidates of 20–60 tokens on a 1,500-token prompt (text in the
  *   pair's word-level vocabulary), a fresh prompt per repeat: the reuse is within the request.
  * - independent items: POST /v1/score with 16 items that share nothing: the cache cannot help.
@@ -29,6 +33,8 @@ import { BenchServer } from './lib/server.js';
 
 export interface PrefixBenchResult extends BenchResult {
   agentLoop: { calls: number; firstContext: number; lastContext: number; onMs: number; offMs: number; ratio: number; lastOverFirst: number; perCallOnMs: number[]; perCallOffMs: number[]; maxDiff: number };
+  /** The loop sent as messages to /v1/rank (context sizes in words: one token each, plus the rendering's labels). */
+  messageLoop: { calls: number; firstWords: number; lastWords: number; onMs: number; offMs: number; ratio: number; lastOverFirst: number; maxDiff: number };
   bestOf8: { promptTokens: number; onMs: number; offMs: number; ratio: number; maxDiff: number };
   independent: { items: number; onMs: number; offMs: number; ratio: number; maxDiff: number };
   trajectory: { sequences: number; tokens: number; scoredFraction: number; serviceMs: number; rawMs: number; ratio: number };
@@ -77,8 +83,14 @@ async function timed<T>(f: () => Promise<T>): Promise<[T, number]> {
   return [out, performance.now() - t0];
 }
 
+interface Message {
+  role: 'user' | 'assistant';
+  content: string;
+}
+
 interface Workloads {
   loops: { prompt_ids: number[]; step_ids: number[] }[][];
+  messageLoops: { messages: Message[]; candidates: [string] }[][];
   ranks: { prompt: string; candidates: string[] }[];
   /** Per repeat, a fresh set: a set sent twice would find itself in the cache. */
   items: { prompt_ids: number[]; step_ids: number[] }[][];
@@ -101,6 +113,19 @@ function workloads(shape: Shape, pair: Pair): Workloads {
     }
     return calls;
   });
+  const words = (n: number) => pick(n).map(vocab.word).join(' ');
+  const messageLoops = Array.from({ length: shape.repeats }, () => {
+    const calls: { messages: Message[]; candidates: [string] }[] = [];
+    const messages: Message[] = [{ role: 'user', content: words(shape.loopStart) }];
+    const growth = (shape.loopEnd - shape.loopStart) / 19;
+    for (let i = 0; i < 20; i++) {
+      const n = randInt(next, shape.step);
+      const step = words(n);
+      calls.push({ messages: [...messages], candidates: [step] });
+      messages.push({ role: 'assistant', content: step }, { role: 'user', content: words(Math.max(1, Math.round(growth) - n)) });
+    }
+    return calls;
+  });
   const ranks = Array.from({ length: shape.repeats }, () => ({
     prompt: pick(shape.rankPrompt).map(vocab.word).join(' '),
     candidates: Array.from({ length: 8 }, () => pick(randInt(next, shape.candidate)).map(vocab.word).join(' ')),
@@ -116,12 +141,14 @@ function workloads(shape: Shape, pair: Pair): Workloads {
       ],
     })),
   );
-  return { loops, ranks, items, trajectories };
+  return { loops, messageLoops, ranks, items, trajectories };
 }
 
 interface Measured {
   loopCallMs: number[][];
   loopRatios: number[][];
+  messageCallMs: number[][];
+  messageScores: number[][];
   rankMs: number[];
   rankScores: number[][];
   itemsMs: number[];
@@ -129,7 +156,7 @@ interface Measured {
   trajectoryMs: number[];
 }
 
-const emptyMeasured = (): Measured => ({ loopCallMs: [], loopRatios: [], rankMs: [], rankScores: [], itemsMs: [], itemRatios: [], trajectoryMs: [] });
+const emptyMeasured = (): Measured => ({ loopCallMs: [], loopRatios: [], messageCallMs: [], messageScores: [], rankMs: [], rankScores: [], itemsMs: [], itemRatios: [], trajectoryMs: [] });
 
 /**
  * Each repeat of each workload runs on both servers back to back: the load of the shared machine
@@ -150,6 +177,19 @@ async function measure(servers: Record<'off' | 'on', BenchServer>, w: Workloads)
       }
       out[mode].loopCallMs.push(ms);
       out[mode].loopRatios.push(ratios);
+    }
+  }
+  for (const [r, loop] of w.messageLoops.entries()) {
+    for (const mode of order(r)) {
+      const ms: number[] = [];
+      const scores: number[] = [];
+      for (const call of loop) {
+        const [body, t] = await timed(() => post(`${servers[mode].url}/v1/rank`, call));
+        ms.push(t);
+        scores.push(body.scores[0]);
+      }
+      out[mode].messageCallMs.push(ms);
+      out[mode].messageScores.push(scores);
     }
   }
   for (const [r, rank] of w.ranks.entries()) {
@@ -260,8 +300,10 @@ export async function runPrefix(ctx: BenchContext): Promise<BenchOutput<PrefixBe
     const pastLayout = await pastLayouts(pair, threads, 3 * shape.repeats, options.quick);
     const { on, off } = runs;
     const perCall = (m: Measured) => Array.from({ length: 20 }, (_, i) => median(m.loopCallMs.map((l) => l[i])));
-    const totals = (m: Measured) => m.loopCallMs.map((l) => l.reduce((a, b) => a + b, 0));
+    const totals = (m: Measured, calls = m.loopCallMs) => calls.map((l) => l.reduce((a, b) => a + b, 0));
     const loopTotal = (m: Measured) => median(totals(m));
+    const messageCalls = Array.from({ length: 20 }, (_, i) => median(on.messageCallMs.map((l) => l[i])));
+    const wordsOf = (call: { messages: Message[] }) => call.messages.reduce((n, m) => n + m.content.split(' ').length, 0);
     // Ratios are the geometric mean of each repeat's off ÷ on: the two runs of a pair ran back to
     // back, so each pair's ratio sees one machine state (this VM's speed drifts by ±10% in minutes).
     const paired = (off: number[], on: number[]) => Math.exp(off.reduce((n, t, i) => n + Math.log(t / on[i]), 0) / off.length);
@@ -282,6 +324,16 @@ export async function runPrefix(ctx: BenchContext): Promise<BenchOutput<PrefixBe
         perCallOnMs: onCalls,
         perCallOffMs: perCall(off),
         maxDiff: Math.max(...on.loopRatios.map((r, i) => maxAbsDiff(r, off.loopRatios[i]))),
+      },
+      messageLoop: {
+        calls: 20,
+        firstWords: wordsOf(w.messageLoops[0][0]),
+        lastWords: wordsOf(w.messageLoops[0][19]),
+        onMs: median(totals(on, on.messageCallMs)),
+        offMs: median(totals(off, off.messageCallMs)),
+        ratio: paired(totals(off, off.messageCallMs), totals(on, on.messageCallMs)),
+        lastOverFirst: (messageCalls[18] + messageCalls[19]) / (messageCalls[0] + messageCalls[1]),
+        maxDiff: Math.max(...on.messageScores.map((r, i) => maxAbsDiff(r, off.messageScores[i]))),
       },
       bestOf8: {
         promptTokens: shape.rankPrompt,
@@ -308,6 +360,7 @@ export async function runPrefix(ctx: BenchContext): Promise<BenchOutput<PrefixBe
       ['workload', 'cache off ms', 'cache on ms', 'off ÷ on', 'max |Δ| on vs off'],
       [
         [`agent loop: 20 calls, context ${r.agentLoop.firstContext}→${r.agentLoop.lastContext}`, r.agentLoop.offMs, r.agentLoop.onMs, r.agentLoop.ratio, r.agentLoop.maxDiff.toExponential(2)],
+        [`agent loop as messages: 20 /v1/rank calls, context ${r.messageLoop.firstWords}→${r.messageLoop.lastWords} words`, r.messageLoop.offMs, r.messageLoop.onMs, r.messageLoop.ratio, r.messageLoop.maxDiff.toExponential(2)],
         [`best-of-8 /v1/rank, ${r.bestOf8.promptTokens}-token prompt`, r.bestOf8.offMs, r.bestOf8.onMs, r.bestOf8.ratio, r.bestOf8.maxDiff.toExponential(2)],
         [`${r.independent.items} independent items, one request`, r.independent.offMs, r.independent.onMs, r.independent.ratio, r.independent.maxDiff.toExponential(2)],
       ],

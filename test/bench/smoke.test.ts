@@ -58,6 +58,7 @@ describe('npm run bench -- --quick', () => {
     const memory = read('memory');
     expect(memory.runs.map((r: { vocab: number }) => r.vocab)).toEqual([1000, 8000]);
     for (const run of memory.runs) expect(run.peakMiB).toBeGreaterThanOrEqual(run.peakAfterLoadMiB);
+    expect(memory.cacheBound.runs.map((r: { boundMiB: number }) => r.boundMiB)).toEqual([0, 1]);
 
     const levers = read('levers');
     expect(levers.engine.length).toBeGreaterThan(0);
@@ -70,9 +71,11 @@ describe('npm run bench -- --quick', () => {
     expect(prefix.agentLoop.maxDiff).toBeLessThan(1e-4);
     expect(prefix.bestOf8.maxDiff).toBeLessThan(1e-4);
     expect(prefix.independent.maxDiff).toBeLessThan(1e-4);
+    expect(prefix.messageLoop.calls).toBe(20);
+    expect(prefix.messageLoop.maxDiff).toBeLessThan(1e-4);
 
     const summary = read('summary');
-    expect(summary.ratios).toHaveLength(10);
+    expect(summary.ratios).toHaveLength(13);
     expect(summary.benches).toEqual(['limit', 'paper', 'service', 'trajectory', 'memory', 'levers', 'prefix']);
   });
 
