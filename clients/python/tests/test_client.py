@@ -126,6 +126,20 @@ def test_rank(client):
     assert math.isclose(result.scores[1], alone.advantage, abs_tol=1e-6)
 
 
+def test_step_by_step_agent_loop(client):
+    """The README's agent loop: each new step ranked alone over the conversation so far equals that
+    step's advantage in the whole trajectory, and a call repeated reads its context from the cache."""
+    episode = next(e for e in episodes(40) if e["n_actions"] > 2)
+    messages = episode["messages"]
+    whole = client.score_trajectory(messages)
+    steps = [k for k, m in enumerate(messages) if m["role"] == "assistant"]
+    for n, k in enumerate(steps):
+        ranked = client.rank([messages[k]["content"]], messages=messages[:k])
+        assert math.isclose(ranked.candidates[0].steps[0]["advantage"], whole.steps[n].advantage, abs_tol=1e-5)
+    again = client.rank([messages[steps[-1]]["content"]], messages=messages[: steps[-1]])
+    assert again.raw["usage"]["cached_tokens"] > 0
+
+
 def test_attribute(client):
     episode = next(e for e in episodes(40) if not e["success"] and e["n_actions"] > 2)
     result = client.attribute(episode["messages"])
