@@ -190,7 +190,11 @@ export const ModelsResponse = Type.Object({
       prefix_cache: Type.Object(
         {
           capacity_bytes: Type.Integer({ description: 'Bound of everything the scorer\'s prefix KV cache adds to memory (both roles; --prefix-cache-mb); 0: off' }),
-          block_capacity_bytes: Type.Integer({ description: 'Of the bound, what cached blocks may hold (half: the rest is kept for the past feed of a batch and onnxruntime\'s copy of it)' }),
+          block_capacity_bytes: Type.Integer({ description: 'Of the bound, what cached blocks may hold (half: the rest is kept for the copies of KV that the batch being run makes)' }),
+          batch_tokens: Type.Integer({
+            description:
+              'The most cached tokens one batch reads (rows × past; a single row too), and the most new tokens it keeps blocks of: an eighth of the bound over both roles\' KV bytes per token; 0: off',
+          }),
           bytes: Type.Integer({ description: 'Bytes of KV blocks held now' }),
           block_tokens: Type.Integer({ description: 'Tokens per cached block' }),
         },

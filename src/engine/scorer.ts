@@ -232,11 +232,12 @@ export class ScorerEngine {
   }
 
   /** For /v1/models: the cache's bound and what it holds, both roles together. */
-  prefixCacheInfo(): { capacity_bytes: number; block_capacity_bytes: number; bytes: number; block_tokens: number } {
+  prefixCacheInfo(): { capacity_bytes: number; block_capacity_bytes: number; batch_tokens: number; bytes: number; block_tokens: number } {
     const caches = Object.values(this.caches);
     return {
       capacity_bytes: caches.length > 0 ? Math.round((this.spec.prefixCacheMb ?? 0) * 2 ** 20) : 0,
       block_capacity_bytes: caches.reduce((n, c) => n + c.capacityBlocks * c.blockBytes, 0),
+      batch_tokens: caches.length > 0 ? Math.min(...caches.map((c) => c.transitTokens)) : 0,
       bytes: caches.reduce((n, c) => n + c.bytes, 0),
       block_tokens: BLOCK_TOKENS,
     };

@@ -35,6 +35,9 @@ describe('the default pair with past and the prefix cache', () => {
     const perToken = config.num_hidden_layers * 2 * config.hidden_size * 4;
     expect(scorer.policy.kv_bytes_per_token).toBe(perToken);
     expect(scorer.prefix_cache.capacity_bytes).toBeGreaterThan(0);
+    // README: half the bound for blocks; a batch reads and keeps at most an eighth's worth of tokens
+    expect(scorer.prefix_cache.block_capacity_bytes).toBeLessThanOrEqual(scorer.prefix_cache.capacity_bytes / 2);
+    expect(scorer.prefix_cache.batch_tokens).toBe(Math.floor(scorer.prefix_cache.capacity_bytes / 8 / (scorer.policy.kv_bytes_per_token + scorer.reference.kv_bytes_per_token)));
   });
 
   it('an agent loop: each call equals the committed model.onnx files (1e-4) and reuses the previous context', async () => {
