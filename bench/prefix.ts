@@ -34,7 +34,7 @@ import { BenchServer } from './lib/server.js';
 export interface PrefixBenchResult extends BenchResult {
   agentLoop: { calls: number; firstContext: number; lastContext: number; onMs: number; offMs: number; ratio: number; lastOverFirst: number; perCallOnMs: number[]; perCallOffMs: number[]; maxDiff: number };
   /** The loop sent as messages to /v1/rank (context sizes in words: one token each, plus the rendering's labels). */
-  messageLoop: { calls: number; firstWords: number; lastWords: number; onMs: number; offMs: number; ratio: number; lastOverFirst: number; maxDiff: number };
+  messageLoop: { calls: number; firstWords: number; lastWords: number; onMs: number; offMs: number; ratio: number; lastOverFirst: number; perCallOnMs: number[]; perCallOffMs: number[]; maxDiff: number };
   bestOf8: { promptTokens: number; onMs: number; offMs: number; ratio: number; maxDiff: number };
   independent: { items: number; onMs: number; offMs: number; ratio: number; maxDiff: number };
   trajectory: { sequences: number; tokens: number; scoredFraction: number; serviceMs: number; rawMs: number; ratio: number };
@@ -166,28 +166,27 @@ const emptyMeasured = (): Measured => ({ loopCallMs: [], loopRatios: [], message
 async function measure(servers: Record<'off' | 'on', BenchServer>, w: Workloads): Promise<Record<'off' | 'on', Measured>> {
   const out = { off: emptyMeasured(), on: emptyMeasured() };
   const order = (r: number) => (r % 2 === 0 ? (['off', 'on'] as const) : (['on', 'off'] as const));
+  // One loop's calls in order on one server: each call's time and the number it answered.
+  const runLoop = async (url: string, calls: readonly unknown[], value: (body: any) => number): Promise<[number[], number[]]> => {
+    const ms: number[] = [];
+    const values: number[] = [];
+    for (const call of calls) {
+      const [body, t] = await timed(() => post(url, call));
+      ms.push(t);
+      values.push(value(body));
+    }
+    return [ms, values];
+  };
   for (const [r, loop] of w.loops.entries()) {
     for (const mode of order(r)) {
-      const ms: number[] = [];
-      const ratios: number[] = [];
-      for (const call of loop) {
-        const [body, t] = await timed(() => post(`${servers[mode].url}/v1/score`, call));
-        ms.push(t);
-        ratios.push(body.log_ratio);
-      }
+      const [ms, ratios] = await runLoop(`${servers[mode].url}/v1/score`, loop, (body) => body.log_ratio);
       out[mode].loopCallMs.push(ms);
       out[mode].loopRatios.push(ratios);
     }
   }
   for (const [r, loop] of w.messageLoops.entries()) {
     for (const mode of order(r)) {
-      const ms: number[] = [];
-      const scores: number[] = [];
-      for (const call of loop) {
-        const [body, t] = await timed(() => post(`${servers[mode].url}/v1/rank`, call));
-        ms.push(t);
-        scores.push(body.scores[0]);
-      }
+      const [ms, scores] = await runLoop(`${servers[mode].url}/v1/rank`, loop, (body) => body.scores[0]);
       out[mode].messageCallMs.push(ms);
       out[mode].messageScores.push(scores);
     }
@@ -299,41 +298,40 @@ export async function runPrefix(ctx: BenchContext): Promise<BenchOutput<PrefixBe
     const raw = await rawForward(pair, options.quick, w, shape.repeats, 2 * threads);
     const pastLayout = await pastLayouts(pair, threads, 3 * shape.repeats, options.quick);
     const { on, off } = runs;
-    const perCall = (m: Measured) => Array.from({ length: 20 }, (_, i) => median(m.loopCallMs.map((l) => l[i])));
-    const totals = (m: Measured, calls = m.loopCallMs) => calls.map((l) => l.reduce((a, b) => a + b, 0));
-    const loopTotal = (m: Measured) => median(totals(m));
-    const messageCalls = Array.from({ length: 20 }, (_, i) => median(on.messageCallMs.map((l) => l[i])));
-    const wordsOf = (call: { messages: Message[] }) => call.messages.reduce((n, m) => n + m.content.split(' ').length, 0);
     // Ratios are the geometric mean of each repeat's off ÷ on: the two runs of a pair ran back to
     // back, so each pair's ratio sees one machine state (this VM's speed drifts by ±10% in minutes).
     const paired = (off: number[], on: number[]) => Math.exp(off.reduce((n, t, i) => n + Math.log(t / on[i]), 0) / off.length);
-    const onCalls = perCall(on);
+    const perCall = (calls: number[][]) => Array.from({ length: 20 }, (_, i) => median(calls.map((l) => l[i])));
+    const totals = (calls: number[][]) => calls.map((l) => l.reduce((a, b) => a + b, 0));
+    /** A loop's times and numbers, cache on against off. */
+    const loop = (onMs: number[][], offMs: number[][], onValues: number[][], offValues: number[][]) => {
+      const onCalls = perCall(onMs);
+      return {
+        calls: 20,
+        onMs: median(totals(onMs)),
+        offMs: median(totals(offMs)),
+        ratio: paired(totals(offMs), totals(onMs)),
+        // the first two calls against the last two: one call is noisy on a loaded machine
+        lastOverFirst: (onCalls[18] + onCalls[19]) / (onCalls[0] + onCalls[1]),
+        perCallOnMs: onCalls,
+        perCallOffMs: perCall(offMs),
+        maxDiff: Math.max(...onValues.map((r, i) => maxAbsDiff(r, offValues[i]))),
+      };
+    };
+    const wordsOf = (call: { messages: Message[] }) => call.messages.reduce((n, m) => n + m.content.split(' ').length, 0);
     const sequences = w.trajectories[0].map((t) => t.segments);
     const tokens = sequences.reduce((n, s) => n + s.reduce((m, seg) => m + seg.ids.length, 0), 0);
     const scored = sequences.reduce((n, s) => n + s.reduce((m, seg) => m + (seg.score ? seg.ids.length : 0), 0), 0);
     return {
       agentLoop: {
-        calls: 20,
         firstContext: w.loops[0][0].prompt_ids.length,
         lastContext: w.loops[0][19].prompt_ids.length,
-        onMs: loopTotal(on),
-        offMs: loopTotal(off),
-        ratio: paired(totals(off), totals(on)),
-        // the first two calls against the last two: one call is noisy on a loaded machine
-        lastOverFirst: (onCalls[18] + onCalls[19]) / (onCalls[0] + onCalls[1]),
-        perCallOnMs: onCalls,
-        perCallOffMs: perCall(off),
-        maxDiff: Math.max(...on.loopRatios.map((r, i) => maxAbsDiff(r, off.loopRatios[i]))),
+        ...loop(on.loopCallMs, off.loopCallMs, on.loopRatios, off.loopRatios),
       },
       messageLoop: {
-        calls: 20,
         firstWords: wordsOf(w.messageLoops[0][0]),
         lastWords: wordsOf(w.messageLoops[0][19]),
-        onMs: median(totals(on, on.messageCallMs)),
-        offMs: median(totals(off, off.messageCallMs)),
-        ratio: paired(totals(off, off.messageCallMs), totals(on, on.messageCallMs)),
-        lastOverFirst: (messageCalls[18] + messageCalls[19]) / (messageCalls[0] + messageCalls[1]),
-        maxDiff: Math.max(...on.messageScores.map((r, i) => maxAbsDiff(r, off.messageScores[i]))),
+        ...loop(on.messageCallMs, off.messageCallMs, on.messageScores, off.messageScores),
       },
       bestOf8: {
         promptTokens: shape.rankPrompt,

@@ -8,7 +8,7 @@
  * array per block and tensor (measured: allocation and its garbage were most of what the cache
  * cost a batch that nothing could reuse; bench/RESULTS.md, prefix).
  */
-import { newKvArray, pastDims, type KvArray, type KvLayout } from './kv.js';
+import { elementsPerToken, newKvArray, pastDims, type KvArray, type KvLayout } from './kv.js';
 import type { BlockStore, KvPlan } from './kv-plan.js';
 import { releaseBuffer } from './buffer-release.js';
 import { KvBufferPool } from './kv-pool.js';
@@ -41,7 +41,7 @@ export class HostBlockStore implements BlockStore {
     private readonly layout: KvLayout,
     readonly blockTokens: number,
   ) {
-    this.partSizes = layout.tensors.map((t) => t.outer * t.heads * blockTokens * t.inner);
+    this.partSizes = layout.tensors.map((t) => elementsPerToken(t) * blockTokens);
     this.partOffsets = this.partSizes.map((_, i) => this.partSizes.slice(0, i).reduce((a, b) => a + b, 0));
     this.slotSize = this.partSizes.reduce((a, b) => a + b, 0);
     this.uniform = layout.tensors.every((t) => t.type === layout.tensors[0].type);
@@ -118,12 +118,10 @@ export class HostBlockStore implements BlockStore {
       at += n;
     }
     const feeds: Record<string, { data: KvArray; dims: number[] }> = {};
-    const sizes = this.layout.tensors.map((t) => t.outer * rows * t.heads * P * t.inner);
-    const limits = Number.isFinite(plan.transitTokens) ? this.layout.tensors.map((t) => t.outer * t.heads * t.inner * plan.transitTokens) : undefined;
     const { buffers, views } = this.feedPool.take(
       this.layout.tensors.map((t) => t.type),
-      sizes,
-      limits,
+      this.layout.tensors.map((t) => elementsPerToken(t) * rows * P),
+      this.layout.tensors.map((t) => elementsPerToken(t) * plan.transitTokens),
     );
     this.layout.tensors.forEach((t, ti) => {
       const { outer, heads, inner } = t;

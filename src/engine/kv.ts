@@ -94,6 +94,11 @@ export function kvLayoutFromPresents(base: Omit<KvLayout, 'bytesPerToken'>, dims
   return { ...base, tensors, bytesPerToken };
 }
 
+/** Elements of one token of one row in the tensor (outer × heads × inner). */
+export function elementsPerToken(t: Pick<KvTensor, 'outer' | 'heads' | 'inner'>): number {
+  return t.outer * t.heads * t.inner;
+}
+
 /** The past tensor's dims for `rows` rows of `length` past tokens. */
 export function pastDims(t: KvTensor, rows: number, length: number): number[] {
   const dims: number[] = [];

@@ -10,11 +10,11 @@
  * - A row reuses its longest cached prefix that ends at or before its first scored position
  *   (the head must see every scored position) and before its last token (one token at least runs).
  * - A row keeps its full blocks that are not cached yet, in every batch: the next call of an
- *   agent loop extends this one.
+ *   agent loop extends this one. Eviction takes the least recently used blocks, a chain's tail
+ *   first (a row touches its blocks last-to-first), and never a block the same batch reads or keeps.
  * - The memory bound limits one batch in flight too (`transitTokens`): a row reads at most that
  *   many cached tokens, and a batch keeps blocks only up to rows × that many new tokens (a long
- *   prompt is then cached over several calls). Eviction takes the least recently used blocks, a chain's tail
- *   first (a row touches its blocks last-to-first), and never a block the same batch reads or keeps.
+ *   prompt is then cached over several calls).
  */
 import crypto from 'node:crypto';
 import { packBatch, type BatchRow } from './batch.js';

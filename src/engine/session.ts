@@ -8,7 +8,7 @@ import path from 'node:path';
 import ort from 'onnxruntime-node';
 import type { EngineBatch, HeadOutputs } from './batch.js';
 import { BIAS_INPUT, attentionBias, feedAttentionBias } from './attention-bias.js';
-import { detectKv, isPastInput, kvLayoutFromPresents, pastDims, type KvLayout } from './kv.js';
+import { detectKv, elementsPerToken, isPastInput, kvLayoutFromPresents, pastDims, type KvLayout } from './kv.js';
 import { releaseBuffer } from './buffer-release.js';
 import { KvBufferPool } from './kv-pool.js';
 import {
@@ -308,13 +308,12 @@ export class ScoringSession {
     if (this.session.outputNames.includes(TOPK_OUTPUTS.values)) fetches.push(TOPK_OUTPUTS.values, TOPK_OUTPUTS.indices);
     const kv = this.info.kv;
     const E = options.presentTokens ?? 0;
-    const perToken = kv?.tensors.map((t) => t.outer * t.heads * t.inner);
     const presentBuffers =
-      E > 0 && this.presentsNewOnly && kv && perToken
+      E > 0 && this.presentsNewOnly && kv
         ? this.presentPool.take(
             kv.tensors.map((t) => t.type),
-            perToken.map((n) => n * batch.rows * E),
-            options.bufferTokens === undefined ? undefined : perToken.map((n) => n * options.bufferTokens!),
+            kv.tensors.map((t) => elementsPerToken(t) * batch.rows * E),
+            kv.tensors.map((t) => elementsPerToken(t) * (options.bufferTokens ?? Infinity)),
           )
         : null;
     let out: ort.InferenceSession.ReturnType;

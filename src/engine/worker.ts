@@ -87,7 +87,8 @@ async function main(): Promise<void> {
       }
       // The store was cleared between two of its rows: the whole rows run again, below.
     }
-    const tensors = plan.paddedPast > 0 && epoch === planned ? store.gather(plan) : plan.paddedPast > 0 ? null : {};
+    // null when a block is missing (also after a clear between a rows-alone batch's rows): the whole rows run again
+    const tensors = plan.paddedPast > 0 ? store.gather(plan) : {};
     let result;
     let pastLengths = plan.pastLengths;
     let padded = plan.paddedPast;
